@@ -1,0 +1,1 @@
+"""aidetect: tell AI-generated images from real photos (CIFAKE-trained ResNet101)."""

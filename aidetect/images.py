@@ -1,0 +1,90 @@
+"""The one safe image loader, shared by data preparation, training, the CLI and the web app.
+
+bytes or a path in, an RGB uint8 array out, or an ImageError whose message is one line a user can
+act on. Headers are checked before pixels are decoded, so decompression bombs are refused cheaply.
+"""
+import io
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+MAX_FILE_BYTES = 20 * 1024 * 1024      # same as the web app's upload limit (.streamlit/config.toml)
+MAX_PIXELS = 40_000_000                 # ~6300x6300; larger headers are refused before decoding
+
+Source = Union[bytes, str, Path]
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; str(error) is a one-line reason."""
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _read_bytes(source: Source) -> bytes:
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    else:
+        path = Path(source)
+        try:
+            size = path.stat().st_size
+        except OSError as error:
+            raise ImageError(f"cannot open file: {error.strerror or error}") from None
+        if size > MAX_FILE_BYTES:
+            raise ImageError(f"file is too large ({size / 2**20:.1f} MiB > {MAX_FILE_BYTES // 2**20} MiB)")
+        data = path.read_bytes()
+    if not data:
+        raise ImageError("file is empty (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"file is too large ({len(data) / 2**20:.1f} MiB > {MAX_FILE_BYTES // 2**20} MiB)")
+    return data
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grey: PIL's convert("RGB") clips instead of scaling; scale to 8 bits ourselves
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        grey = np.clip(array / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # transparent pixels shown on white, as an image viewer would
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_rgb(source: Source) -> np.ndarray:
+    """Decode an image file (first frame, EXIF orientation applied) to an HxWx3 uint8 array."""
+    data = _read_bytes(source)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise ImageError(f"image is too large ({width}x{height} pixels > {MAX_PIXELS:,})")
+            image.seek(0)                      # animated GIF/WebP: the first frame
+            image.load()
+            upright = ImageOps.exif_transpose(image)
+            return np.asarray(_to_rgb(upright), dtype=np.uint8).copy()
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("not an image file (or a format Pillow cannot read)") from None
+    except Image.DecompressionBombError:
+        raise ImageError("image is too large (decompression bomb guard)") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImageError(f"cannot decode image: {reason}") from None
+
+
+def try_load_rgb(source: Source) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    """load_rgb without raising: (array, None) or (None, one-line reason)."""
+    try:
+        return load_rgb(source), None
+    except ImageError as error:
+        return None, str(error)

@@ -1,0 +1,45 @@
+"""The one place that knows class indices, display names, the positive class and thresholds.
+
+Keras would sort class folders alphabetically (FAKE=0, REAL=1); we pin the order instead so the
+index of "AI-generated" never depends on folder names.
+"""
+from dataclasses import dataclass
+
+CLASS_NAMES = ("REAL", "FAKE")          # index 0 = REAL, index 1 = FAKE; folder names in data/
+REAL_INDEX = CLASS_NAMES.index("REAL")
+FAKE_INDEX = CLASS_NAMES.index("FAKE")
+POSITIVE_CLASS = "FAKE"                 # precision/recall/F1/AUC are computed for AI-generated
+POSITIVE_INDEX = FAKE_INDEX
+
+DISPLAY_NAMES = {"REAL": "Real", "FAKE": "AI-generated"}
+AI_LABEL = DISPLAY_NAMES["FAKE"]
+REAL_LABEL = DISPLAY_NAMES["REAL"]
+UNCERTAIN_LABEL = "Uncertain"
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_UNCERTAIN_BAND = 0.0            # half-width around the threshold; 0 = always decide
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str           # "AI-generated", "Real" or "Uncertain"
+    prob_ai: float       # probability of the AI-generated class in [0, 1]
+    confidence: float    # probability of the label that was given (max(p, 1-p) when uncertain)
+
+
+def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD,
+            uncertain_band: float = DEFAULT_UNCERTAIN_BAND) -> Verdict:
+    """Turn the probability of "AI-generated" into a label.
+
+    Inside [threshold - band, threshold + band] (band > 0) the answer is "Uncertain".
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if uncertain_band < 0:
+        raise ValueError(f"uncertain band must be >= 0, got {uncertain_band}")
+    p = float(prob_ai)
+    if uncertain_band > 0 and abs(p - threshold) <= uncertain_band:
+        return Verdict(UNCERTAIN_LABEL, p, max(p, 1.0 - p))
+    if p >= threshold:
+        return Verdict(AI_LABEL, p, p)
+    return Verdict(REAL_LABEL, p, 1.0 - p)

@@ -1,0 +1,44 @@
+"""Rows of classification results, and CSV/JSON files of them (classify.py and the web app)."""
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Dict, Iterable, List
+
+from .predict import Result
+
+COLUMNS = ("path", "label", "prob_ai", "error")
+
+
+def to_row(result: Result) -> Dict[str, str]:
+    return {
+        "path": result.name,
+        "label": result.label,
+        "prob_ai": "" if result.prob_ai is None else f"{result.prob_ai:.6f}",
+        "error": result.error or "",
+    }
+
+
+def to_csv(results: Iterable[Result]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(to_row(r) for r in results)
+    return buffer.getvalue()
+
+
+def to_json(results: Iterable[Result]) -> str:
+    rows: List[Dict] = []
+    for result in results:
+        row = to_row(result)
+        row["prob_ai"] = None if result.prob_ai is None else round(result.prob_ai, 6)
+        rows.append(row)
+    return json.dumps(rows, indent=1)
+
+
+def write(results: List[Result], path) -> Path:
+    """.json -> JSON list of objects; anything else -> CSV."""
+    path = Path(path)
+    text = to_json(results) if path.suffix.lower() == ".json" else to_csv(results)
+    path.write_text(text)
+    return path

@@ -1,0 +1,238 @@
+"""Train, evaluate and save one run: models/<run>/{model.keras, settings.json, history.json, metrics.json}."""
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Dict, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import data, evaluate
+from .labels import CLASS_NAMES, POSITIVE_INDEX
+from .model import build_model, save_slim
+from .settings import Settings
+
+SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
+MODEL_FILE = "model.keras"
+
+
+# ---------------------------------------------------------------- hardware
+def configure_gpus(gpu_memory: str) -> int:
+    """Memory growth (default) or a fixed limit in MiB per GPU; returns the GPU count (0 on CPU)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:
+        if gpu_memory == "growth":
+            tf.config.experimental.set_memory_growth(gpu, True)
+        else:
+            tf.config.set_logical_device_configuration(
+                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=int(gpu_memory))])
+    return len(gpus)
+
+
+def choose_strategy(gpu_count: int) -> tf.distribute.Strategy:
+    """Several machines when TF_CONFIG is set, several local GPUs, or the default (one device)."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if gpu_count > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """Only the chief (worker 0 without a chief task) writes models and logs."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    if not task:
+        return True
+    if "chief" in config.get("cluster", {}):
+        return task.get("type") == "chief"
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
+
+
+# ---------------------------------------------------------------- optimiser and metrics
+def learning_rate_schedule(settings: Settings, steps_per_epoch: int):
+    return keras.optimizers.schedules.PolynomialDecay(
+        settings.initial_lr, decay_steps=max(1, steps_per_epoch * settings.epochs),
+        end_learning_rate=settings.final_lr, power=settings.lr_power)
+
+
+class PositiveAUC(keras.metrics.AUC):
+    """ROC AUC of the AI-generated column of a one-hot / softmax pair."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        super().update_state(y_true[:, POSITIVE_INDEX], y_pred[:, POSITIVE_INDEX], sample_weight)
+
+
+class PositiveF1(keras.metrics.F1Score):
+    """F1 of the AI-generated class at threshold 0.5."""
+
+    def __init__(self, name="f1", **kwargs):
+        super().__init__(average="micro", threshold=0.5, name=name, **kwargs)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        column = slice(POSITIVE_INDEX, POSITIVE_INDEX + 1)
+        super().update_state(y_true[:, column], y_pred[:, column], sample_weight)
+
+
+def training_metrics():
+    return ["accuracy",
+            keras.metrics.Precision(class_id=POSITIVE_INDEX, name="precision"),
+            keras.metrics.Recall(class_id=POSITIVE_INDEX, name="recall"),
+            PositiveAUC(name="auc"),
+            PositiveF1()]
+
+
+# ---------------------------------------------------------------- callbacks
+class StopTrainingOnValidationLoss(keras.callbacks.Callback):
+    """The seed's rule: stop once val_loss > loss (here: for `patience` epochs in a row).
+
+    Keeps the weights of the lowest val_loss (in memory and in `best_path`) and puts them back
+    into the model when training ends, however it ends.
+    """
+
+    def __init__(self, patience: int = 1, best_path: Optional[Path] = None):
+        super().__init__()
+        self.patience = patience
+        self.best_path = best_path
+        self.best_val_loss = math.inf
+        self.best_weights = None
+        self.epochs_over = 0
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        loss, val_loss = logs.get("loss"), logs.get("val_loss")
+        if loss is None or val_loss is None:
+            return
+        if val_loss < self.best_val_loss:
+            self.best_val_loss = val_loss
+            self.best_weights = self.model.get_weights()
+            if self.best_path is not None:
+                temporary = Path(str(self.best_path) + ".tmp.weights.h5")
+                self.model.save_weights(temporary)
+                os.replace(temporary, self.best_path)
+        self.epochs_over = self.epochs_over + 1 if val_loss > loss else 0
+        if self.epochs_over >= self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class JsonHistory(keras.callbacks.Callback):
+    """history.json rewritten after every epoch (resumes cleanly), with wall time and img/s."""
+
+    def __init__(self, path: Path, train_images: int):
+        super().__init__()
+        self.path, self.train_images = path, train_images
+        self.history = json.loads(path.read_text()) if path.exists() else {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+        # a resumed run repeats from `epoch`: drop what a killed run logged after its backup
+        self.history = {k: v[:epoch] for k, v in self.history.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self.started
+        row = {k: float(v) for k, v in (logs or {}).items()}
+        row.update(epoch_seconds=seconds, train_images_per_second=self.train_images / seconds)
+        for key, value in row.items():
+            self.history.setdefault(key, [math.nan] * epoch).append(value)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text(json.dumps(self.history, indent=1))
+        os.replace(temporary, self.path)
+
+
+def make_callbacks(settings: Settings, run_dir: Path, train_images: int):
+    return [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.TerminateOnNaN(),
+        StopTrainingOnValidationLoss(settings.stop_patience, run_dir / "best.weights.h5"),
+        keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=settings.early_stopping_min_delta,
+                                      patience=settings.early_stopping_patience,
+                                      restore_best_weights=True),
+        JsonHistory(run_dir / "history.json", train_images),
+    ]
+
+
+# ---------------------------------------------------------------- the run
+def _new_run_dir(settings: Settings) -> Path:
+    """models/<run>; a finished run of the same name is kept and this one gets a suffix."""
+    run_dir = settings.run_dir()
+    resuming = (run_dir / "backup").exists()
+    if (run_dir / MODEL_FILE).exists() and not resuming:
+        run_dir = run_dir.with_name(f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def predict_probabilities(model: keras.Model, dataset) -> np.ndarray:
+    return model.predict(dataset, verbose=0)[:, POSITIVE_INDEX]
+
+
+def epochs_to_reach(history: Dict, key: str, target: float) -> Optional[int]:
+    for epoch, value in enumerate(history.get(key, []), start=1):
+        if value >= target:
+            return epoch
+    return None
+
+
+def train(settings: Settings, log=print) -> Path:
+    """Run the whole job for one Settings; returns the run folder."""
+    started = time.perf_counter()
+    keras.utils.set_random_seed(settings.seed)
+    strategy = choose_strategy(configure_gpus(settings.gpu_memory))
+    chief = is_chief()
+
+    train_paths, train_labels = data.list_split(settings.data_dir, "train", settings.max_train_images, settings.seed)
+    val_paths, val_labels = data.list_split(settings.data_dir, "validation", settings.max_eval_images, settings.seed)
+    test_paths, test_labels = data.list_split(settings.data_dir, "test", settings.max_eval_images, settings.seed)
+    counts = {"train": len(train_paths), "validation": len(val_paths), "test": len(test_paths)}
+    log(f"images: {counts}; classes {list(CLASS_NAMES)}; replicas: {strategy.num_replicas_in_sync}")
+
+    run_dir = _new_run_dir(settings) if chief else Path(settings.models_dir) / f".worker-{os.getpid()}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "settings.json").write_text(settings.to_json())
+
+    batch = settings.batch_size         # the global batch: Keras splits it across replicas
+    dataset = lambda p, y, training: data.make_dataset(  # noqa: E731
+        p, y, settings.image_size, batch, training=training, augment=settings.augment and training,
+        seed=settings.seed)
+    train_ds = dataset(train_paths, train_labels, True)
+    val_ds = dataset(val_paths, val_labels, False)
+    steps_per_epoch = math.ceil(len(train_paths) / batch)
+
+    with strategy.scope():
+        model = build_model(settings)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(settings, steps_per_epoch)),
+                      loss="categorical_crossentropy", metrics=training_metrics())
+    log(f"model: {model.count_params():,} parameters; run folder: {run_dir}")
+    model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=settings.verbose,
+              callbacks=make_callbacks(settings, run_dir, len(train_paths)))
+    if not chief:
+        return run_dir
+
+    test_ds = dataset(test_paths, test_labels, False)
+    prob_ai = predict_probabilities(model, test_ds)
+    metrics = evaluate.compute_metrics(test_labels, prob_ai)
+    prob_true = np.where(test_labels == POSITIVE_INDEX, prob_ai, 1.0 - prob_ai)
+    metrics["loss"] = float(-np.mean(np.log(np.clip(prob_true, 1e-7, 1.0))))
+    history = json.loads((run_dir / "history.json").read_text())
+    metrics.update(
+        image_size=settings.image_size,
+        data_counts=counts,
+        epochs_run=len(history.get("loss", [])),
+        wall_seconds=round(time.perf_counter() - started, 1),
+        mean_train_images_per_second=float(np.nanmean(history.get("train_images_per_second", [np.nan]))),
+        epochs_to_seed_accuracy_on_validation=epochs_to_reach(history, "val_accuracy", SEED_ACCURACY),
+    )
+    save_slim(model, settings, run_dir / MODEL_FILE)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    log(evaluate.format_summary(metrics))
+    log(f"saved {run_dir / MODEL_FILE} ({(run_dir / MODEL_FILE).stat().st_size / 2**20:.1f} MiB)")
+    return run_dir

@@ -1,0 +1,53 @@
+"""Prepare CIFAKE, train the ResNet101 detector, export it.
+
+    python model_training.py prepare --source ../shared/data/cifake
+    python model_training.py train [--epochs N] [--max-train-images N] ...
+    python model_training.py train --help        (every setting is a flag)
+"""
+import argparse
+import sys
+
+from aidetect.settings import Settings, add_settings_arguments, settings_from_args
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command")
+    prepare = commands.add_parser("prepare", help="build data/{train,validation,test}/{REAL,FAKE}")
+    prepare.add_argument("--source", default="../shared/data/cifake",
+                         help="CIFAKE tars folder, a train/test folder, or its .zip (default: %(default)s)")
+    prepare.add_argument("--data-dir", default=Settings.data_dir)
+    prepare.add_argument("--validation-fraction", type=float, default=Settings.validation_fraction)
+    prepare.add_argument("--seed", type=int, default=Settings.seed)
+    train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
+    add_settings_arguments(train)
+    args = parser.parse_args(argv)
+
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "prepare":
+        from aidetect.data import DataError, prepare as prepare_data
+        try:
+            report = prepare_data(args.source, args.data_dir, args.validation_fraction, args.seed)
+        except DataError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        for split, counts in report["counts"].items():
+            print(f"{split:10s} " + "  ".join(f"{c}: {n:6d}" for c, n in counts.items()))
+        print(f"duplicates between splits: {report['duplicates_between_splits']}; "
+              f"unreadable files skipped: {len(report['skipped'])}")
+        return 0
+
+    from aidetect.data import DataError
+    from aidetect.train import train as run_training
+    try:
+        run_training(settings_from_args(args))
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
