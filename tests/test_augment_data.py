@@ -1,0 +1,110 @@
+"""augment_data.py and aidetect/augment.py: counts, layout, format, size, determinism, refusals."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from aidetect.augment import AugmentError, AugmentSettings, augment_folder, augmentation_layers
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIES = 2
+GOOD = {"REAL/a.jpg": (32, 32), "REAL/b.jpg": (32, 32), "FAKE/c.png": (32, 32), "FAKE/d.png": (40, 24)}
+BAD = {"REAL/broken.jpg": b"not a jpeg", "FAKE/empty.png": b""}
+
+
+def tree(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "augment_data.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def input_dir(tmp_path_factory) -> Path:
+    """train/{REAL,FAKE}: JPEGs and PNGs of two sizes, two unreadable files and a text file."""
+    folder = tmp_path_factory.mktemp("input") / "train"
+    noise = np.random.default_rng(0)
+    for name, (width, height) in GOOD.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        pixels = noise.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / name, quality=90)
+    for name, data in BAD.items():
+        (folder / name).write_bytes(data)
+    (folder / "README.txt").write_text("not an image, ignored")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def augmented(input_dir, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("augmented")
+    report = augment_folder(input_dir, output_dir, copies=COPIES, seed=7, progress=False)
+    return output_dir, report
+
+
+def test_copies_keep_relative_paths_format_and_size(input_dir, augmented):
+    output_dir, report = augmented
+    copies = {(name, name.replace(".", f"_aug{k}.")) for name in GOOD for k in range(COPIES)}
+    assert set(tree(output_dir)) == {copy for _, copy in copies}
+    assert (report.images, report.written) == (len(GOOD), len(GOOD) * COPIES)
+    for name, copy_name in copies:
+        with Image.open(output_dir / copy_name) as copy, Image.open(input_dir / name) as source:
+            assert (copy.format, copy.size) == (source.format, source.size)
+            if source.format == "JPEG":      # compressed like the input
+                assert copy.quantization == source.quantization
+
+
+def test_copies_differ_from_originals_and_each_other(input_dir, augmented):
+    output_dir, _ = augmented
+    a0, a1 = (np.asarray(Image.open(output_dir / f"REAL/a_aug{k}.jpg"), dtype=float) for k in range(COPIES))
+    original = np.asarray(Image.open(input_dir / "REAL/a.jpg"), dtype=float)
+    assert np.abs(a0 - original).mean() > 5 and np.abs(a0 - a1).mean() > 5
+
+
+def test_unreadable_files_are_skipped_and_reported(augmented):
+    _, report = augmented
+    assert sorted(name for name, _ in report.skipped) == sorted(BAD)
+    assert all(reason for _, reason in report.skipped)
+
+
+def test_include_originals_copies_them_unchanged(input_dir, tmp_path):
+    report = augment_folder(input_dir, tmp_path, copies=1, include_originals=True, progress=False)
+    assert report.written == 2 * len(GOOD)
+    assert all((tmp_path / name).read_bytes() == (input_dir / name).read_bytes() for name in GOOD)
+
+
+def test_same_seed_gives_identical_bytes_in_another_process(input_dir, augmented, tmp_path):
+    output_dir, _ = augmented
+    result = run_cli("--input", input_dir, "--output", tmp_path / "same", "--copies", COPIES, "--seed", 7)
+    assert result.returncode == 0, result.stderr
+    assert tree(tmp_path / "same") == tree(output_dir)
+    assert f"skipped {len(BAD)} unreadable files" in result.stderr
+    assert all(name in result.stderr for name in BAD)
+
+    augment_folder(input_dir, tmp_path / "other", copies=COPIES, seed=8, progress=False)
+    assert tree(tmp_path / "other") != tree(output_dir)
+
+
+@pytest.mark.parametrize("output", [".", "REAL/more"])
+def test_refuses_output_inside_input(input_dir, output):
+    before = tree(input_dir)
+    result = run_cli("--input", input_dir, "--output", input_dir / output)
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "inside the input folder" in result.stderr
+    assert tree(input_dir) == before
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(AugmentError, match="shear"):
+        AugmentSettings(shear=1.5)
+
+
+def test_online_layers_keep_shape_and_dtype_of_raw_pixel_batches():
+    batch = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    out = np.asarray(augmentation_layers(seed=3)(batch, training=True))
+    assert out.shape == batch.shape and out.dtype == np.float32 and not np.allclose(out, batch)

@@ -1,0 +1,63 @@
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aidetect import images
+from tests.bad_inputs import CASES, animated_gif, decompression_bomb_png, exif_rotated_jpeg, png_16_bit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name, build, expected", CASES, ids=[c[0] for c in CASES])
+def test_every_awkward_file_decodes_or_gets_a_one_line_error(name, build, expected, tmp_path):
+    data = build()
+    path = tmp_path / "upload.bin"
+    path.write_bytes(data)
+    for source in (data, path):                      # bytes (web app) and paths (CLI, training)
+        rgb, error = images.try_load_rgb(source)
+        if isinstance(expected, tuple):
+            assert error is None, error
+            assert rgb.dtype == np.uint8 and rgb.shape == expected + (3,)
+        else:
+            assert rgb is None and expected in error and "\n" not in error
+
+
+def test_orientation_and_first_frame_and_16_bit_are_handled_right():
+    assert images.load_rgb(exif_rotated_jpeg()).shape == (48, 32, 3)     # portrait after rotation
+    assert tuple(images.load_rgb(animated_gif())[0, 0]) == (255, 0, 0)     # first frame is red
+    ramp = images.load_rgb(png_16_bit())[0, :, 0]
+    assert ramp[0] == 0 and ramp[-1] == 255 and np.all(np.diff(ramp.astype(int)) >= 0)
+
+
+def test_decompression_bomb_is_refused_fast_and_small():
+    """Checked in a fresh process without TensorFlow, so its peak memory is the loader's."""
+    script = (
+        "import resource, time; from tests.bad_inputs import decompression_bomb_png; "
+        "from aidetect.images import try_load_rgb; data = decompression_bomb_png(); "
+        "t = time.perf_counter(); _, error = try_load_rgb(data); "
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, error)")
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    seconds, peak_mib, *error = out.stdout.split(maxsplit=2)
+    assert float(seconds) < 1.0 and int(peak_mib) < 300, out.stdout
+    assert "too large" in error[0]
+    assert len(decompression_bomb_png()) < 200_000
+
+
+def test_missing_file_is_an_error_not_a_crash(tmp_path):
+    rgb, error = images.try_load_rgb(tmp_path / "gone.jpg")
+    assert rgb is None and error.startswith("cannot open file")
+
+
+def test_training_pipeline_and_serving_see_identical_pixels(sample_dir):
+    """Both go through images.load_rgb and preprocess.resize_to_model: no training/serving skew."""
+    from aidetect.data import make_dataset
+    from aidetect.preprocess import resize_to_model
+    paths = sorted(str(p) for p in (sample_dir / "FAKE").iterdir())[:4]
+    for size in (32, 64):
+        batch, _ = next(iter(make_dataset(paths, [1] * 4, image_size=size, batch_size=4)))
+        served = np.stack([resize_to_model(images.load_rgb(p), size).numpy() for p in paths])
+        np.testing.assert_array_equal(batch.numpy(), served.astype(np.float32))

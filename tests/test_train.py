@@ -1,0 +1,96 @@
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from aidetect import data
+from aidetect.model import load_model
+from aidetect.settings import Settings
+from aidetect.train import StopTrainingOnValidationLoss, learning_rate_schedule, train
+
+
+def test_learning_rate_decays_polynomially_over_all_steps():
+    schedule = learning_rate_schedule(Settings(epochs=10), steps_per_epoch=100)
+    assert float(schedule(0)) == pytest.approx(1e-4)
+    assert float(schedule(500)) == pytest.approx((1e-4 - 1e-5) * 0.5 ** 2 + 1e-5)
+    assert float(schedule(1000)) == pytest.approx(1e-5)
+    assert float(schedule(5000)) == pytest.approx(1e-5)
+
+
+class _Scripted(keras.Model):
+    """Stands in for a model: its 'weights' are the epoch number they were taken at."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch_weights = -1
+        self.stop_training = False
+
+    def get_weights(self):
+        return [self.epoch_weights]
+
+    def set_weights(self, weights):
+        self.epoch_weights = weights[0]
+
+
+def _play(callback, logs):
+    model = _Scripted()
+    callback.set_model(model)
+    for epoch, (loss, val_loss) in enumerate(logs):
+        model.epoch_weights = epoch
+        callback.on_epoch_end(epoch, {"loss": loss, "val_loss": val_loss})
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    return model
+
+
+def test_stop_callback_waits_for_patience_then_restores_best():
+    logs = [(1.0, 0.9), (0.8, 0.7), (0.6, 0.75), (0.5, 0.8), (0.4, 0.9), (0.3, 1.0)]
+    callback = StopTrainingOnValidationLoss(patience=2)
+    model = _play(callback, logs)
+    assert callback.stopped_epoch == 3                 # val > train at epochs 2 and 3
+    assert model.epoch_weights == 1                    # lowest val_loss was at epoch 1
+
+
+def test_stop_callback_resets_when_validation_recovers():
+    logs = [(1.0, 1.1), (0.9, 0.8), (0.8, 0.9), (0.7, 0.6)]
+    callback = StopTrainingOnValidationLoss(patience=2)
+    model = _play(callback, logs)
+    assert callback.stopped_epoch is None and model.epoch_weights == 3
+
+
+@pytest.fixture(scope="module")
+def sample_data(sample_dir, tmp_path_factory):
+    """data/ prepared from the 100 sample images (used as both train and test source)."""
+    source = tmp_path_factory.mktemp("source")
+    for split in ("train", "test"):
+        shutil.copytree(sample_dir, source / split)
+    data_dir = source.parent / "sample-data"
+    data.prepare(source, data_dir, validation_fraction=0.2, seed=0, progress=False)
+    return data_dir
+
+
+def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_path):
+    settings = Settings(data_dir=str(sample_data), models_dir=str(tmp_path), run_name="tiny",
+                        backbone="tiny", dense_units=16, epochs=2, batch_size=16, verbose=0,
+                        stop_patience=5)
+    run_dir = train(settings, log=lambda *_: None)
+    assert run_dir == tmp_path / "tiny"
+    assert Settings.from_json_file(run_dir / "settings.json") == settings
+    history = json.loads((run_dir / "history.json").read_text())
+    for key in ("loss", "val_loss", "accuracy", "val_auc", "val_f1", "epoch_seconds", "train_images_per_second"):
+        assert len(history[key]) == 2, key
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["images"] == 100 and metrics["positive_class"] == "FAKE"
+    assert metrics["class_order"] == ["REAL", "FAKE"]
+    assert sum(metrics["confusion_matrix"].values()) == 100
+    assert metrics["data_counts"] == {"train": 80, "validation": 20, "test": 100}
+    assert not (run_dir / "backup").exists()         # a finished run leaves no backup behind
+    model = load_model(run_dir / "model.keras")
+    probabilities = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    # a second run of the same name keeps the first model and writes beside it
+    again = train(settings, log=lambda *_: None)
+    assert again != run_dir and (run_dir / "model.keras").exists()
