@@ -63,8 +63,10 @@ class Predictor:
         if self.model_path is not None:
             for name in ("metrics", "settings"):
                 file = Path(self.model_path).parent / f"{name}.json"
-                if file.is_file():
+                try:
                     info[name] = json.loads(file.read_text())
+                except (OSError, ValueError):       # absent or unreadable: the caller shows less
+                    pass
         return info
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:

@@ -1,0 +1,110 @@
+"""The real page in a real browser: `streamlit run web_app.py` driven by headless Chromium.
+
+Needs the Debian packages chromium (and chromium-driver) and the Python package playwright; the
+system Chromium is used because browser downloads are not possible here.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.is_file():
+    pytest.skip(f"{CHROMIUM} not found: apt-get install chromium chromium-driver",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="playwright not installed: pip install playwright")
+
+from aidetect.explain import HOW_TO_READ  # noqa: E402  (after the skips: it imports TensorFlow)
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT = ROOT / "tests" / "artifacts" / "web_app.png"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER_START_S = 120
+VERDICTS_S = 120                # model load + first inference on a busy 2-core machine
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            time.sleep(0.5)
+    pytest.fail(f"streamlit not healthy after {SERVER_START_S} s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def page_url(tiny_model_path, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "streamlit.log"
+    env = dict(os.environ, AIDETECT_MODEL=str(tiny_model_path), TF_CPP_MIN_LOG_LEVEL="2")
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "web_app.py", "--server.address", "127.0.0.1",
+             "--server.port", str(port), "--server.headless", "true"],
+            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        wait_until_healthy(url, server, log)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_upload_two_images_and_a_corrupt_file(page_url, sample_dir):
+    files = [{"name": path.name, "mimeType": "image/jpeg", "buffer": path.read_bytes()}
+             for path in (sample_dir / "REAL" / "real_000.jpg", sample_dir / "FAKE" / "fake_000.jpg")]
+    files.append({"name": "corrupt.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a picture"})
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 2000})
+            page.goto(page_url)
+            page.get_by_text("Choose images...").wait_for(timeout=VERDICTS_S * 1000)
+            page.locator("input[type=file]").set_input_files(files)
+
+            expect = sync_api.expect
+            expect(page.get_by_text("Confidence:")).to_have_count(2, timeout=VERDICTS_S * 1000)
+            verdicts = (page.get_by_text("AI-generated", exact=True)
+                        .or_(page.get_by_text("Real", exact=True))
+                        .or_(page.get_by_text("Uncertain — review manually", exact=True)))
+            expect(verdicts).to_have_count(2)
+            expect(page.get_by_text("can't be classified: not an image file")).to_have_count(1)
+            expect(page.get_by_text("Traceback")).to_have_count(0)
+            explanation = page.get_by_test_id("stExpander").first
+            explanation.get_by_text("Explanation heatmap").click()
+            expect(explanation.get_by_role("img")).to_be_visible()
+            expect(explanation.get_by_text(HOW_TO_READ)).to_be_visible()
+
+            # the screenshot should show the finished page: script done, every picture loaded
+            expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=VERDICTS_S * 1000)
+            page.wait_for_function("[...document.images].every(image => image.complete)")
+            page.mouse.move(0, 0)
+            page.wait_for_timeout(1000)     # let the expander finish opening
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+            print(f"screenshot: {SCREENSHOT}")
+        finally:
+            browser.close()

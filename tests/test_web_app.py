@@ -1,0 +1,145 @@
+"""The Streamlit page, driven headlessly with AppTest (uploads included; no browser, no server)."""
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+AppTest = pytest.importorskip("streamlit.testing.v1").AppTest
+
+PAGE = Path(__file__).resolve().parent.parent / "web_app.py"
+TIMEOUT = 120                   # first run imports TensorFlow and loads the model
+
+
+@pytest.fixture(scope="module")
+def ai_model_path(tmp_path_factory, tiny_settings) -> Path:
+    """A tiny model that calls everything AI-generated (p ~ 0.99995), with a metrics.json."""
+    from aidetect.model import build_model, save_slim
+    model = build_model(tiny_settings)
+    model.get_layer("prediction").bias.assign([0.0, 10.0])
+    run_dir = tmp_path_factory.mktemp("ai-run")
+    (run_dir / "metrics.json").write_text(json.dumps({"accuracy": 0.9123}))
+    return save_slim(model, tiny_settings, run_dir / "model.keras")
+
+
+def uploads(folder: Path, count: int):
+    return [(path.name, path.read_bytes(), "image/jpeg") for path in sorted(folder.glob("*.jpg"))[:count]]
+
+
+def open_page(monkeypatch, model_path, files=None) -> AppTest:
+    monkeypatch.setenv("AIDETECT_MODEL", str(model_path))
+    monkeypatch.setattr(sys, "argv", ["web_app.py"])       # pytest's own arguments are not for the page
+    page = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT).run()
+    if files:
+        page.file_uploader[0].set_value(files).run()
+    assert not page.exception, page.exception
+    return page
+
+
+def set_sliders(page: AppTest, **values) -> None:
+    for key, value in values.items():
+        page.slider(key=key).set_value(value)
+    page.run()
+
+
+def verdicts(page: AppTest):
+    return [m.value for m in page.markdown if m.value.startswith("#### ")]
+
+
+def confidences(page: AppTest):
+    return [m.value for m in page.markdown if m.value.startswith("Confidence: ")]
+
+
+def explain_caption(page: AppTest) -> bool:
+    from aidetect.explain import HOW_TO_READ
+    return any(caption.value == HOW_TO_READ for caption in page.caption)
+
+
+def test_each_upload_gets_verdict_confidence_and_heatmap(monkeypatch, ai_model_path, sample_dir):
+    files = uploads(sample_dir / "REAL", 2) + uploads(sample_dir / "FAKE", 1)
+    page = open_page(monkeypatch, ai_model_path, files)
+    assert page.file_uploader[0].label == "Choose images..."
+    assert len(verdicts(page)) == 3 and all("AI-generated" in v for v in verdicts(page))
+    assert len(confidences(page)) == 3 and all("100.0%" in c for c in confidences(page))
+    assert len(page.expander) == 3
+    assert explain_caption(page) and len(page.get("image")) == 6      # picture + overlay each
+    summary = page.dataframe[0].value
+    assert list(summary["file"]) == [name for name, _, _ in files]
+    assert list(summary["verdict"]) == ["AI-generated"] * 3
+    assert len(page.get("download_button")) == 1
+    assert "91.2%" in page.info[0].value and "Stable Diffusion 1.4" in page.info[0].value
+    assert "may fool it" in page.warning[0].value
+
+
+def test_unreadable_upload_gets_its_own_error_and_others_still_get_verdicts(
+        monkeypatch, tiny_model_path, sample_dir):
+    unreadable = [("broken.jpg", b"not an image", "image/jpeg"), ("empty.png", b"", "image/png")]
+    files = uploads(sample_dir / "REAL", 1) + unreadable + uploads(sample_dir / "FAKE", 1)
+    page = open_page(monkeypatch, tiny_model_path, files)
+    errors = [e.value for e in page.error]
+    assert len(errors) == 2
+    assert "broken" in errors[0] and "not an image file" in errors[0]
+    assert "empty" in errors[1] and "file is empty" in errors[1]
+    assert len(verdicts(page)) == 2 and len(confidences(page)) == 2
+    assert "not recorded" in page.info[0].value          # the tiny run folder has no metrics.json
+
+
+def encoded(format_name: str, size) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buffer, format=format_name)
+    return buffer.getvalue()
+
+
+def test_png_webp_bmp_and_large_photos(monkeypatch, ai_model_path):
+    files = [("photo.png", encoded("PNG", (1600, 1200)), "image/png"),
+             ("small.webp", encoded("WEBP", (48, 40)), "image/webp"),
+             ("old.bmp", encoded("BMP", (64, 64)), "image/bmp")]
+    page = open_page(monkeypatch, ai_model_path, files)
+    assert not page.error and len(verdicts(page)) == 3
+    assert set(page.file_uploader[0].allowed_type) == {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+
+
+def test_threshold_and_uncertain_band_change_verdicts(monkeypatch, ai_model_path, sample_dir):
+    page = open_page(monkeypatch, ai_model_path, uploads(sample_dir / "REAL", 2))
+    assert all("AI-generated" in v for v in verdicts(page))
+    set_sliders(page, threshold=1.0, uncertain_band=0.0)
+    assert len(verdicts(page)) == 2 and all("Real" in v for v in verdicts(page))
+    set_sliders(page, threshold=0.8, uncertain_band=0.25)
+    assert all("Uncertain — review manually" in v for v in verdicts(page))
+    assert not page.exception
+
+
+@pytest.mark.parametrize("problem", ["missing", "broken"])
+def test_unusable_model_explains_how_to_get_one(monkeypatch, tmp_path, problem):
+    model_path = tmp_path / "model.keras"
+    if problem == "broken":
+        model_path.write_bytes(b"not a keras file")
+    page = open_page(monkeypatch, model_path)
+    reason = "no model at" if problem == "missing" else "cannot load model"
+    assert len(page.error) == 1 and reason in page.error[0].value
+    assert any("python model_training.py train" in m.value and "--model PATH" in m.value
+               for m in page.markdown)
+    assert not page.file_uploader
+
+
+def test_model_flag_wins_over_environment(monkeypatch, tmp_path, ai_model_path):
+    monkeypatch.setenv("AIDETECT_MODEL", str(tmp_path / "missing.keras"))
+    monkeypatch.setattr(sys, "argv", ["web_app.py", "--model", str(ai_model_path.parent)])
+    page = AppTest.from_file(str(PAGE), default_timeout=TIMEOUT).run()
+    assert not page.error and page.file_uploader
+
+
+def test_default_model_verdicts_match_the_package(monkeypatch, default_model_path, sample_dir):
+    from aidetect.predict import Predictor
+    files = uploads(sample_dir / "REAL", 5) + uploads(sample_dir / "FAKE", 5)
+    page = open_page(monkeypatch, default_model_path)
+    page.slider(key="uncertain_band").set_value(0.0)
+    page.file_uploader[0].set_value(files).run()
+    assert not page.exception and not page.error
+    expected = Predictor.load(default_model_path).classify([data for _, data, _ in files])
+    assert list(page.dataframe[0].value["verdict"]) == [result.label for result in expected]
+    metrics = default_model_path.parent / "metrics.json"
+    note = f"{json.loads(metrics.read_text())['accuracy']:.1%}" if metrics.is_file() else "not recorded"
+    assert note in page.info[0].value
