@@ -3,6 +3,7 @@
     python model_training.py prepare --source ../shared/data/cifake
     python model_training.py train [--epochs N] [--max-train-images N] ...
     python model_training.py train --help        (every setting is a flag)
+    python model_training.py export --model models/<run> --out serving/aidetect/1
 """
 import argparse
 import sys
@@ -21,6 +22,10 @@ def main(argv=None) -> int:
     prepare.add_argument("--seed", type=int, default=Settings.seed)
     train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
     add_settings_arguments(train)
+    export = commands.add_parser("export", help="write a TensorFlow SavedModel for TensorFlow Serving")
+    export.add_argument("--model", help="a .keras file or a run folder (default: the project's default model)")
+    export.add_argument("--out", required=True,
+                        help="output folder; TensorFlow Serving expects <base>/<model name>/<version>")
     args = parser.parse_args(argv)
 
     if args.command is None:
@@ -37,6 +42,16 @@ def main(argv=None) -> int:
             print(f"{split:10s} " + "  ".join(f"{c}: {n:6d}" for c, n in counts.items()))
         print(f"duplicates between splits: {report['duplicates_between_splits']}; "
               f"unreadable files skipped: {len(report['skipped'])}")
+        return 0
+    if args.command == "export":
+        from aidetect.export import export_saved_model
+        from aidetect.model import ModelError
+        from aidetect.predict import resolve_model_path
+        try:
+            print(f"wrote {export_saved_model(resolve_model_path(args.model), args.out)}")
+        except ModelError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         return 0
 
     from aidetect.data import DataError

@@ -2,54 +2,22 @@
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Dict, Optional
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from . import data, evaluate
+from .distribute import choose_strategy, configure_gpus, is_chief, shard_by_data, task_name
 from .labels import CLASS_NAMES, POSITIVE_INDEX
 from .model import build_model, save_slim
 from .settings import Settings
 
 SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
 MODEL_FILE = "model.keras"
-
-
-# ---------------------------------------------------------------- hardware
-def configure_gpus(gpu_memory: str) -> int:
-    """Memory growth (default) or a fixed limit in MiB per GPU; returns the GPU count (0 on CPU)."""
-    gpus = tf.config.list_physical_devices("GPU")
-    for gpu in gpus:
-        if gpu_memory == "growth":
-            tf.config.experimental.set_memory_growth(gpu, True)
-        else:
-            tf.config.set_logical_device_configuration(
-                gpu, [tf.config.LogicalDeviceConfiguration(memory_limit=int(gpu_memory))])
-    return len(gpus)
-
-
-def choose_strategy(gpu_count: int) -> tf.distribute.Strategy:
-    """Several machines when TF_CONFIG is set, several local GPUs, or the default (one device)."""
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if gpu_count > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief() -> bool:
-    """Only the chief (worker 0 without a chief task) writes models and logs."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = config.get("task", {})
-    if not task:
-        return True
-    if "chief" in config.get("cluster", {}):
-        return task.get("type") == "chief"
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0
 
 
 # ---------------------------------------------------------------- optimiser and metrics
@@ -171,6 +139,12 @@ def _new_run_dir(settings: Settings) -> Path:
     return run_dir
 
 
+def _worker_dir(settings: Settings) -> Path:
+    """A non-chief worker's own backups and logs, e.g. models/.tiny-32px-worker-1: the same path
+    after a restart, so that every worker resumes from the same epoch; removed when done."""
+    return settings.run_dir().with_name(f".{settings.resolved_run_name()}-{task_name()}")
+
+
 def predict_probabilities(model: keras.Model, dataset) -> np.ndarray:
     return model.predict(dataset, verbose=0)[:, POSITIVE_INDEX]
 
@@ -195,14 +169,14 @@ def train(settings: Settings, log=print) -> Path:
     counts = {"train": len(train_paths), "validation": len(val_paths), "test": len(test_paths)}
     log(f"images: {counts}; classes {list(CLASS_NAMES)}; replicas: {strategy.num_replicas_in_sync}")
 
-    run_dir = _new_run_dir(settings) if chief else Path(settings.models_dir) / f".worker-{os.getpid()}"
+    run_dir = _new_run_dir(settings) if chief else _worker_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "settings.json").write_text(settings.to_json())
 
     batch = settings.batch_size         # the global batch: Keras splits it across replicas
-    dataset = lambda p, y, training: data.make_dataset(  # noqa: E731
+    dataset = lambda p, y, training: shard_by_data(data.make_dataset(  # noqa: E731
         p, y, settings.image_size, batch, training=training, augment=settings.augment and training,
-        seed=settings.seed)
+        seed=settings.seed))
     train_ds = dataset(train_paths, train_labels, True)
     val_ds = dataset(val_paths, val_labels, False)
     steps_per_epoch = math.ceil(len(train_paths) / batch)
@@ -214,11 +188,11 @@ def train(settings: Settings, log=print) -> Path:
     log(f"model: {model.count_params():,} parameters; run folder: {run_dir}")
     model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=settings.verbose,
               callbacks=make_callbacks(settings, run_dir, len(train_paths)))
+    # every worker takes part in predict: under MultiWorkerMirroredStrategy it gathers across them
+    prob_ai = predict_probabilities(model, dataset(test_paths, test_labels, False))
     if not chief:
+        shutil.rmtree(run_dir)
         return run_dir
-
-    test_ds = dataset(test_paths, test_labels, False)
-    prob_ai = predict_probabilities(model, test_ds)
     metrics = evaluate.compute_metrics(test_labels, prob_ai)
     prob_true = np.where(test_labels == POSITIVE_INDEX, prob_ai, 1.0 - prob_ai)
     metrics["loss"] = float(-np.mean(np.log(np.clip(prob_true, 1e-7, 1.0))))

@@ -3,17 +3,10 @@
 Needs the Debian packages chromium (and chromium-driver) and the Python package playwright; the
 system Chromium is used because browser downloads are not possible here.
 """
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
+
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} not found: apt-get install chromium chromium-driver",
                 allow_module_level=True)
@@ -22,55 +15,14 @@ sync_api = pytest.importorskip("playwright.sync_api",
 
 from aidetect.explain import HOW_TO_READ  # noqa: E402  (after the skips: it imports TensorFlow)
 
-ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "tests" / "artifacts" / "web_app.png"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SERVER_START_S = 120
 VERDICTS_S = 120                # model load + first inference on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"streamlit exited with {server.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"streamlit not healthy after {SERVER_START_S} s:\n{log.read_text()}")
 
 
 @pytest.fixture
 def page_url(tiny_model_path, tmp_path):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "streamlit.log"
-    env = dict(os.environ, AIDETECT_MODEL=str(tiny_model_path), TF_CPP_MIN_LOG_LEVEL="2")
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "web_app.py", "--server.address", "127.0.0.1",
-             "--server.port", str(port), "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
-    try:
-        wait_until_healthy(url, server, log)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with streamlit_server(tiny_model_path, tmp_path / "streamlit.log") as server:
+        yield server.url
 
 
 def test_upload_two_images_and_a_corrupt_file(page_url, sample_dir):

@@ -1,0 +1,78 @@
+"""Classify many image files by streaming them through tf.data (classify.py, the benchmark).
+
+Files are decoded in parallel by the shared loader and resized by the same op as everywhere
+else, batched and prefetched while the model works on the previous batch; only a few batches
+are in memory at any time. A file that cannot be read becomes a Result with its error.
+"""
+import os
+import sys
+from typing import Iterator, List, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from . import images
+from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict
+from .predict import Predictor, Result, iter_image_files
+from .preprocess import resize_to_model
+
+
+def list_inputs(paths: Sequence[str]) -> List[str]:
+    """Files exactly as given, and image files under folders (recursively), joined to the folder
+    as given; sorted, so that the order (and every --shard slice) is the same on every run."""
+    found = []
+    for path in paths:
+        if os.path.isdir(path):
+            found += [os.path.join(path, str(file.relative_to(path))) for file in iter_image_files([path])]
+        else:
+            found.append(path)
+    return sorted(found)
+
+
+def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:
+    """Start and stop of the index-th (0-based) of count contiguous, near-equal slices."""
+    return total * index // count, total * (index + 1) // count
+
+
+def _load(path: bytes):
+    try:
+        rgb, error = images.try_load_rgb(os.fsdecode(path))
+    except Exception as bug:  # a decoder bug on one odd file must not stop the whole run
+        rgb, error = None, f"cannot decode image: {type(bug).__name__}"
+    if error:
+        return np.zeros((1, 1, 3), np.uint8), error.encode()
+    return rgb, b""
+
+
+def decode_op(path, image_size: int):
+    """tf.data op: file path -> (model input as float32, error message; b"" when readable)."""
+    rgb, error = tf.numpy_function(_load, [path], (tf.uint8, tf.string), stateful=False)
+    rgb.set_shape([None, None, 3])
+    error.set_shape([])
+    return tf.cast(resize_to_model(rgb, image_size), tf.float32), error
+
+
+def make_dataset(paths: Sequence[str], image_size: int, batch_size: int) -> tf.data.Dataset:
+    """Batches of (model inputs, errors) in the order of paths."""
+    autotune = tf.data.AUTOTUNE
+    encoded = [os.fsencode(path) for path in paths]        # bytes: any file name survives the trip
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
+    dataset = dataset.map(lambda path: decode_op(path, image_size), num_parallel_calls=autotune)
+    return dataset.batch(batch_size).prefetch(autotune)
+
+
+def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int = 64,
+                   threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
+                   progress: bool = True) -> Iterator[Result]:
+    """One Result per path, in order, named exactly as the path was given."""
+    names = iter(paths)
+    with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=not progress) as bar:
+        for inputs, errors in make_dataset(paths, predictor.image_size, batch_size):
+            for prob_ai, error in zip(predictor.prob_ai_batch(inputs), errors.numpy()):
+                name = next(names)
+                if error:
+                    yield Result(name, error=error.decode())
+                else:
+                    yield Result(name, float(prob_ai), verdict(float(prob_ai), threshold, uncertain_band))
+            bar.update(len(errors))

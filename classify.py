@@ -1,0 +1,111 @@
+"""Classify image files as AI-generated or real; prints CSV (path,label,prob_ai,error) or writes it.
+
+    python classify.py photo.jpg folder/ [--model models/<run>] [--output results.csv|results.json]
+    python classify.py big-folder/ --shard 0/4 --output part0.csv     (one of 4 machines)
+
+Folders are searched recursively for .jpg .jpeg .png .webp .bmp; rows come in sorted path order.
+Exit status 0 when at least one image was classified.
+"""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")     # keep TensorFlow's start-up noise off stderr
+
+from aidetect.labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict  # noqa: E402
+
+
+def _shard(text: str):
+    try:
+        index, count = map(int, text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, e.g. 0/4, got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
+    parser.add_argument("--model", help="a .keras file or a run folder (default: $AIDETECT_MODEL, "
+                                        "else models/default/model.keras)")
+    parser.add_argument("--output", help="results.csv or results.json (default: CSV on stdout)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="P(AI-generated) at or above which the label is AI-generated")
+    parser.add_argument("--uncertain-band", type=float, default=DEFAULT_UNCERTAIN_BAND,
+                        help="label Uncertain within threshold +/- this (default: 0, always decide)")
+    parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
+                        help="only the I-th (0-based) of N equal slices of the sorted file list, "
+                             "e.g. a Kubernetes indexed job's $JOB_COMPLETION_INDEX/N")
+    parser.add_argument("--explain", metavar="DIR", help="also write a heatmap overlay PNG per image here")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    try:
+        verdict(0.0, args.threshold, args.uncertain_band)      # the label code's own range checks
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def _overlay_path(folder: Path, position: int, path: str) -> Path:
+    """Numbered by position in the sorted list: unique even for equal names in different folders."""
+    return folder / f"{position:06d}-{Path(path).stem}.png"
+
+
+def _write_explanation(predictor, path: str, prob_ai: float, target: Path) -> None:
+    from aidetect import explain, images
+    from aidetect.labels import FAKE_INDEX, REAL_INDEX
+
+    rgb = images.load_rgb(path)
+    answer = FAKE_INDEX if prob_ai >= DEFAULT_THRESHOLD else REAL_INDEX    # as the web app does
+    heatmap = explain.explain(predictor.model, predictor.preprocess(rgb), class_index=answer)
+    explain.save_overlay_png(rgb, heatmap, target)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from aidetect import batch, results
+    from aidetect.model import ModelError
+    from aidetect.predict import Predictor
+
+    every_file = batch.list_inputs(args.paths)
+    first, stop = batch.shard_bounds(len(every_file), *args.shard)
+    files = every_file[first:stop]
+    if not files:
+        print(f"error: no image files found in {', '.join(args.paths)}"
+              + (f" (shard {args.shard[0]}/{args.shard[1]} is empty)" if every_file else ""), file=sys.stderr)
+        return 1
+    try:
+        predictor = Predictor.load(args.model)
+        if args.output:
+            Path(args.output).parent.mkdir(parents=True, exist_ok=True)   # fail now, not after the run
+    except (ModelError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+    rows = []
+    for position, result in enumerate(batch.classify_files(predictor, files, args.batch_size,
+                                                            args.threshold, args.uncertain_band), first):
+        rows.append(result)
+        if args.explain and not result.error:
+            _write_explanation(predictor, result.name, result.prob_ai,
+                               _overlay_path(Path(args.explain), position, result.name))
+
+    if args.output:
+        results.write(rows, args.output)
+    else:
+        sys.stdout.write(results.to_csv(rows))
+    classified = sum(not r.error for r in rows)
+    if not classified:
+        print(f"error: none of the {len(rows)} files could be classified (see the error column)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""The Beam pipeline on the DirectRunner writes the rows classify.py would."""
+import csv
+import shutil
+
+import pytest
+
+beam = pytest.importorskip("apache_beam", reason="apache-beam is not installed: "
+                           "pip install -r requirements-beam.txt")
+
+from aidetect import batch, results  # noqa: E402
+from aidetect.beam_pipeline import classify_pattern, csv_row  # noqa: E402
+from aidetect.predict import Predictor, Result  # noqa: E402
+
+
+def test_direct_runner_writes_the_rows_classify_writes(tmp_path, sample_dir, tiny_model_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for class_name in ("REAL", "FAKE"):
+        for image in sorted((sample_dir / class_name).iterdir())[:3]:
+            shutil.copy(image, inputs)
+    (inputs / "broken.jpg").write_bytes(b"not a jpeg")
+    (inputs / "notes.txt").write_text("not an image extension: skipped")
+
+    with beam.Pipeline(runner="DirectRunner") as pipeline:
+        classify_pattern(pipeline, str(inputs / "*"), str(tmp_path / "out" / "results"),
+                         tiny_model_path, batch_size=4)
+
+    rows = []
+    for part in sorted((tmp_path / "out").glob("results-*.csv")):
+        with part.open(newline="") as file:
+            reader = csv.DictReader(file)
+            assert tuple(reader.fieldnames) == results.COLUMNS
+            rows += list(reader)
+    rows.sort(key=lambda row: row["path"])
+
+    files = batch.list_inputs([str(inputs)])
+    expected = list(batch.classify_files(Predictor.load(tiny_model_path), files, progress=False))
+    assert [row["path"] for row in rows] == files
+    for row, result in zip(rows, expected):
+        assert (row["label"], row["error"]) == (result.label, result.error or "")
+        if not result.error:
+            assert float(row["prob_ai"]) == pytest.approx(result.prob_ai, abs=2e-6)
+
+
+def test_csv_row_is_the_record_to_csv_writes():
+    result = Result('odd "name",\nwith newline.jpg', error="cannot open file")
+    assert results.to_csv([result]) == ",".join(results.COLUMNS) + "\n" + csv_row(result) + "\n"

@@ -1,0 +1,116 @@
+"""classify.py end to end (in-process) and the streaming pipeline behind it."""
+import csv
+import io
+import json
+import shutil
+
+import pytest
+
+import classify
+from aidetect import batch, results
+from aidetect.predict import Predictor
+
+
+@pytest.fixture
+def image_dir(tmp_path, sample_dir, monkeypatch):
+    """./images/{REAL,FAKE}/<4 each> plus ./images/broken.png, with tmp_path as the working folder."""
+    for class_name in ("REAL", "FAKE"):
+        (tmp_path / "images" / class_name).mkdir(parents=True)
+        for image in sorted((sample_dir / class_name).iterdir())[:4]:
+            shutil.copy(image, tmp_path / "images" / class_name)
+    (tmp_path / "images" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "images" / "notes.txt").write_text("not an image extension: skipped")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "images"
+
+
+def run(capsys, *argv):
+    status = classify.main([str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def csv_rows(text):
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_csv_on_stdout_keeps_paths_as_given_and_goes_on_after_bad_files(image_dir, tiny_model_path, capsys):
+    status, out, err = run(capsys, "./images/", "missing.jpg", "--model", tiny_model_path)
+    assert status == 0
+    assert out.splitlines()[0] == "path,label,prob_ai,error"
+    rows = csv_rows(out)
+    paths = [row["path"] for row in rows]
+    assert paths == sorted(paths) and len(paths) == 10
+    assert "./images/REAL/" + sorted((image_dir / "REAL").iterdir())[0].name in paths
+    by_path = {row["path"]: row for row in rows}
+    assert by_path["./images/broken.png"]["error"].startswith("not an image file")
+    assert by_path["missing.jpg"]["error"].startswith("cannot open file")
+    good = [row for row in rows if not row["error"]]
+    assert len(good) == 8
+    for row in good:
+        assert row["label"] in ("AI-generated", "Real") and len(row["prob_ai"].split(".")[1]) == 6
+    assert "img" in err                                # the progress bar is on stderr, not stdout
+
+
+def test_streaming_gives_the_web_apps_probabilities(image_dir, tiny_model_path):
+    predictor = Predictor.load(tiny_model_path)
+    files = batch.list_inputs([str(image_dir)])
+    expected = predictor.classify(files)
+    streamed = list(batch.classify_files(predictor, files, batch_size=3, progress=False))
+    assert [r.name for r in streamed] == files
+    for mine, theirs in zip(streamed, expected):
+        assert mine.error == theirs.error and mine.label == theirs.label
+        if not mine.error:
+            assert mine.prob_ai == pytest.approx(theirs.prob_ai, abs=1e-6)
+
+
+def test_json_output_threshold_and_uncertain_band(image_dir, tiny_model_path, capsys, monkeypatch):
+    monkeypatch.setenv("AIDETECT_MODEL", str(tiny_model_path))          # the default model
+    assert run(capsys, "images", "--output", "out.json", "--uncertain-band", "0.5")[0] == 0
+    rows = json.loads((image_dir.parent / "out.json").read_text())
+    assert all(list(row) == list(results.COLUMNS) for row in rows)
+    assert {row["label"] for row in rows if not row["error"]} == {"Uncertain"}
+
+    assert run(capsys, "images", "--output", "out.csv", "--threshold", "0")[0] == 0
+    rows = csv_rows((image_dir.parent / "out.csv").read_text())
+    assert {row["label"] for row in rows if not row["error"]} == {"AI-generated"}
+
+    with pytest.raises(SystemExit):
+        classify.main(["images", "--threshold", "1.5"])
+
+
+def test_shards_split_the_sorted_list_without_overlap(image_dir, tiny_model_path, capsys):
+    everything = csv_rows(run(capsys, "images", "--model", tiny_model_path)[1])
+    shards = [csv_rows(run(capsys, "images", "--model", tiny_model_path, "--shard", f"{i}/3")[1])
+              for i in range(3)]
+    assert [row for shard in shards for row in shard] == everything
+    assert all(len(shard) in (3, 4) for shard in shards)
+
+
+def test_explain_writes_one_overlay_per_classified_image(image_dir, tiny_model_path, capsys):
+    status, out, _ = run(capsys, "images/REAL", "images/broken.png", "--model", tiny_model_path,
+                         "--explain", "overlays")
+    assert status == 0
+    overlays = sorted((image_dir.parent / "overlays").iterdir())
+    assert len(overlays) == 4 and all(p.suffix == ".png" for p in overlays)
+
+
+@pytest.mark.parametrize("inputs, message", [
+    (["images/broken.png"], "error: none of the 1 files could be classified"),
+    (["images/REAL/nothing-here"], "error: no image files found"),
+])
+def test_nothing_classified_is_a_non_zero_exit_with_one_line(image_dir, tiny_model_path, capsys,
+                                                              inputs, message):
+    (image_dir / "REAL" / "nothing-here").mkdir()
+    status, _, err = run(capsys, *inputs, "--model", tiny_model_path)
+    assert status != 0 and err.strip().splitlines()[-1].startswith(message)
+
+
+@pytest.mark.parametrize("model_bytes", [None, b"not a keras file"])
+def test_missing_or_broken_model_is_a_one_line_error(image_dir, tmp_path, capsys, model_bytes):
+    model = tmp_path / "model.keras"
+    if model_bytes:
+        model.write_bytes(model_bytes)
+    status, out, err = run(capsys, "images", "--model", model)
+    assert status != 0 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
