@@ -14,10 +14,12 @@ from . import data, evaluate
 from .distribute import choose_strategy, configure_gpus, is_chief, shard_by_data, task_name
 from .labels import CLASS_NAMES, POSITIVE_INDEX
 from .model import build_model, save_slim
+from .plots import PlotError, write_plots
 from .settings import Settings
 
 SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
 MODEL_FILE = "model.keras"
+GRAPHS_DIR = "graphs"
 
 
 # ---------------------------------------------------------------- optimiser and metrics
@@ -209,4 +211,8 @@ def train(settings: Settings, log=print) -> Path:
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log(evaluate.format_summary(metrics))
     log(f"saved {run_dir / MODEL_FILE} ({(run_dir / MODEL_FILE).stat().st_size / 2**20:.1f} MiB)")
+    try:                                    # the same plots as plot_metrics.py, beside the model
+        log(f"plots: {len(write_plots(run_dir, run_dir / GRAPHS_DIR))} PNG files in {run_dir / GRAPHS_DIR}")
+    except PlotError as error:              # the model is saved; plots can be redrawn later
+        log(f"no plots: {error}")
     return run_dir

@@ -87,6 +87,7 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert metrics["class_order"] == ["REAL", "FAKE"]
     assert sum(metrics["confusion_matrix"].values()) == 100
     assert metrics["data_counts"] == {"train": 80, "validation": 20, "test": 100}
+    assert (run_dir / "graphs" / "overview.png").stat().st_size > 10_000   # plot_metrics.py's plots
     assert not (run_dir / "backup").exists()         # a finished run leaves no backup behind
     model = load_model(run_dir / "model.keras")
     probabilities = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
