@@ -3,12 +3,35 @@
     python model_training.py prepare --source ../shared/data/cifake
     python model_training.py train [--epochs N] [--max-train-images N] ...
     python model_training.py train --help        (every setting is a flag)
+    python model_training.py evaluate [--model models/<run>] [--output metrics.json]
     python model_training.py export --model models/<run> --out serving/aidetect/1
 """
 import argparse
 import sys
+from pathlib import Path
 
 from aidetect.settings import Settings, add_settings_arguments, settings_from_args
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from aidetect.data import DataError
+    from aidetect.evaluate import format_summary
+    from aidetect.model import ModelError
+    from aidetect.predict import resolve_model_path
+    from aidetect.train import evaluate_saved_model
+    try:
+        model_path = resolve_model_path(args.model)
+        metrics = evaluate_saved_model(model_path, args.data_dir, args.split, args.batch_size)
+    except (DataError, ModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{model_path} on {args.data_dir}/{args.split}")
+    print(format_summary(metrics))
+    if args.output:
+        Path(args.output).write_text(json.dumps(dict(metrics, model=str(model_path)), indent=2))
+    return 0
 
 
 def main(argv=None) -> int:
@@ -22,6 +45,12 @@ def main(argv=None) -> int:
     prepare.add_argument("--seed", type=int, default=Settings.seed)
     train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
     add_settings_arguments(train)
+    evaluate = commands.add_parser("evaluate", help="test metrics of a saved model, loaded from disk")
+    evaluate.add_argument("--model", help="a .keras file or a run folder (default: the project's default model)")
+    evaluate.add_argument("--data-dir", default=Settings.data_dir)
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--batch-size", type=int, default=Settings.batch_size)
+    evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     export = commands.add_parser("export", help="write a TensorFlow SavedModel for TensorFlow Serving")
     export.add_argument("--model", help="a .keras file or a run folder (default: the project's default model)")
     export.add_argument("--out", required=True,
@@ -43,6 +72,8 @@ def main(argv=None) -> int:
         print(f"duplicates between splits: {report['duplicates_between_splits']}; "
               f"unreadable files skipped: {len(report['skipped'])}")
         return 0
+    if args.command == "evaluate":
+        return _evaluate(args)
     if args.command == "export":
         from aidetect.export import export_saved_model
         from aidetect.model import ModelError

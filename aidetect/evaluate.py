@@ -34,6 +34,8 @@ def compute_metrics(true_index: np.ndarray, prob_ai: np.ndarray,
         "f1": float(skm.f1_score(is_fake, said_fake, zero_division=0)),
         "f1_macro": float(skm.f1_score(is_fake, said_fake, average="macro", zero_division=0)),
         "auc": float(skm.roc_auc_score(is_fake, prob_ai)) if len(set(is_fake)) == 2 else float("nan"),
+        # the categorical cross-entropy of the 2-way softmax, without the regularizer's share
+        "loss": float(skm.log_loss(is_fake, np.clip(prob_ai, 1e-7, 1 - 1e-7), labels=[0, 1])),
         # rows = true class, columns = predicted class, named so nobody has to remember the order
         "confusion_matrix": {
             "true_REAL_pred_REAL": int(matrix[0, 0]), "true_REAL_pred_FAKE": int(matrix[0, 1]),

@@ -13,7 +13,7 @@ import numpy as np
 from . import data, evaluate
 from .distribute import choose_strategy, configure_gpus, is_chief, shard_by_data, task_name
 from .labels import CLASS_NAMES, POSITIVE_INDEX
-from .model import build_model, save_slim
+from .model import build_model, load_model, model_image_size, save_slim
 from .plots import PlotError, write_plots
 from .settings import Settings
 
@@ -151,6 +151,14 @@ def predict_probabilities(model: keras.Model, dataset) -> np.ndarray:
     return model.predict(dataset, verbose=0)[:, POSITIVE_INDEX]
 
 
+def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64) -> Dict:
+    """Metrics of a model file as loaded from disk (what users get) on one prepared split."""
+    model = load_model(model_path)
+    paths, labels = data.list_split(data_dir, split)
+    dataset = data.make_dataset(paths, labels, model_image_size(model), batch_size)
+    return evaluate.compute_metrics(labels, predict_probabilities(model, dataset))
+
+
 def epochs_to_reach(history: Dict, key: str, target: float) -> Optional[int]:
     for epoch, value in enumerate(history.get(key, []), start=1):
         if value >= target:
@@ -196,8 +204,6 @@ def train(settings: Settings, log=print) -> Path:
         shutil.rmtree(run_dir)
         return run_dir
     metrics = evaluate.compute_metrics(test_labels, prob_ai)
-    prob_true = np.where(test_labels == POSITIVE_INDEX, prob_ai, 1.0 - prob_ai)
-    metrics["loss"] = float(-np.mean(np.log(np.clip(prob_true, 1e-7, 1.0))))
     history = json.loads((run_dir / "history.json").read_text())
     metrics.update(
         image_size=settings.image_size,

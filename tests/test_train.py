@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+import model_training
 from aidetect import data
 from aidetect.model import load_model
 from aidetect.settings import Settings
@@ -92,6 +93,22 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     model = load_model(run_dir / "model.keras")
     probabilities = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    # the saved file, evaluated from disk, scores like the in-memory model did (float16 weights)
+    from_disk = tmp_path / "from-disk.json"
+    assert model_training.main(["evaluate", "--model", str(run_dir), "--data-dir", str(sample_data),
+                                "--output", str(from_disk)]) == 0
+    reloaded = json.loads(from_disk.read_text())
+    assert reloaded["images"] == 100 and reloaded["model"] == str(run_dir / "model.keras")
+    assert reloaded["auc"] == pytest.approx(metrics["auc"], abs=0.02)
+    assert reloaded["loss"] == pytest.approx(metrics["loss"], rel=0.02)
     # a second run of the same name keeps the first model and writes beside it
     again = train(settings, log=lambda *_: None)
     assert again != run_dir and (run_dir / "model.keras").exists()
+
+
+def test_evaluate_without_a_model_or_data_is_a_one_line_error(tmp_path, tiny_model_path, capsys):
+    assert model_training.main(["evaluate", "--model", str(tmp_path / "none.keras")]) == 2
+    assert model_training.main(["evaluate", "--model", str(tiny_model_path), "--data-dir", str(tmp_path)]) == 2
+    no_model, no_data = capsys.readouterr().err.splitlines()
+    assert no_model.startswith("error: no model at")
+    assert no_data.startswith("error: ") and "model_training.py prepare" in no_data
