@@ -28,8 +28,8 @@ class Settings:
     l1: float = 0.0                     # the seed's 0.02/0.04 add ~1,000 to the initial loss (README)
     l2: float = 1e-4
     # optimisation
-    epochs: int = 10
-    initial_lr: float = 1e-4
+    epochs: int = 6                     # the shipped model's run (README, Results)
+    initial_lr: float = 1e-3            # measured: learns faster than the seed's 1e-4 (README)
     final_lr: float = 1e-5
     lr_power: float = 2.0
     stop_patience: int = 2              # epochs with val_loss > loss before the seed's stop fires

@@ -13,7 +13,7 @@ from aidetect.train import StopTrainingOnValidationLoss, learning_rate_schedule,
 
 
 def test_learning_rate_decays_polynomially_over_all_steps():
-    schedule = learning_rate_schedule(Settings(epochs=10), steps_per_epoch=100)
+    schedule = learning_rate_schedule(Settings(epochs=10, initial_lr=1e-4, final_lr=1e-5), steps_per_epoch=100)
     assert float(schedule(0)) == pytest.approx(1e-4)
     assert float(schedule(500)) == pytest.approx((1e-4 - 1e-5) * 0.5 ** 2 + 1e-5)
     assert float(schedule(1000)) == pytest.approx(1e-5)
