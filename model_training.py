@@ -86,10 +86,11 @@ def main(argv=None) -> int:
         return 0
 
     from aidetect.data import DataError
+    from aidetect.model import ModelError
     from aidetect.train import train as run_training
     try:
         run_training(settings_from_args(args))
-    except DataError as error:
+    except (DataError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,8 @@ class Settings:
     dropout: float = 0.4
     l1: float = 0.0                     # the seed's 0.02/0.04 add ~1,000 to the initial loss (README)
     l2: float = 1e-4
+    init_from: str = ""                 # "" = random; else a .keras model (or run folder) of the same
+                                        # architecture to continue from, e.g. models/default
     # optimisation
     epochs: int = 6                     # the shipped model's run (README, Results)
     initial_lr: float = 1e-3            # measured: learns faster than the seed's 1e-4 (README)

@@ -13,7 +13,7 @@ import numpy as np
 from . import data, evaluate
 from .distribute import choose_strategy, configure_gpus, is_chief, shard_by_data, task_name
 from .labels import CLASS_NAMES, POSITIVE_INDEX
-from .model import build_model, load_model, model_image_size, save_slim
+from .model import ModelError, build_model, load_model, model_image_size, save_slim
 from .plots import PlotError, write_plots
 from .settings import Settings
 
@@ -151,6 +151,20 @@ def predict_probabilities(model: keras.Model, dataset) -> np.ndarray:
     return model.predict(dataset, verbose=0)[:, POSITIVE_INDEX]
 
 
+def initial_model(settings: Settings) -> keras.Model:
+    """A fresh model, or one holding the weights of settings.init_from (to train a model further,
+    e.g. over several sessions); a BackupAndRestore backup still overrides these when resuming."""
+    model = build_model(settings)
+    if settings.init_from:
+        start = load_model(settings.init_from)
+        if [w.shape for w in start.weights] != [w.shape for w in model.weights]:
+            raise ModelError(f"{settings.init_from} does not have this run's architecture "
+                             f"(backbone {settings.backbone}, {settings.image_size} px, "
+                             f"{settings.dense_units} dense units)")
+        model.set_weights(start.get_weights())
+    return model
+
+
 def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64) -> Dict:
     """Metrics of a model file as loaded from disk (what users get) on one prepared split."""
     model = load_model(model_path)
@@ -192,7 +206,7 @@ def train(settings: Settings, log=print) -> Path:
     steps_per_epoch = math.ceil(len(train_paths) / batch)
 
     with strategy.scope():
-        model = build_model(settings)
+        model = initial_model(settings)
         model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(settings, steps_per_epoch)),
                       loss="categorical_crossentropy", metrics=training_metrics())
     log(f"model: {model.count_params():,} parameters; run folder: {run_dir}")

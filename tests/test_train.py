@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 
@@ -7,9 +8,9 @@ import pytest
 
 import model_training
 from aidetect import data
-from aidetect.model import load_model
+from aidetect.model import ModelError, load_model
 from aidetect.settings import Settings
-from aidetect.train import StopTrainingOnValidationLoss, learning_rate_schedule, train
+from aidetect.train import StopTrainingOnValidationLoss, initial_model, learning_rate_schedule, train
 
 
 def test_learning_rate_decays_polynomially_over_all_steps():
@@ -112,3 +113,11 @@ def test_evaluate_without_a_model_or_data_is_a_one_line_error(tmp_path, tiny_mod
     no_model, no_data = capsys.readouterr().err.splitlines()
     assert no_model.startswith("error: no model at")
     assert no_data.startswith("error: ") and "model_training.py prepare" in no_data
+
+
+def test_training_can_continue_from_a_saved_model(tiny_settings, tiny_model_path):
+    continued = initial_model(dataclasses.replace(tiny_settings, init_from=str(tiny_model_path.parent)))
+    for mine, saved in zip(continued.get_weights(), load_model(tiny_model_path).get_weights()):
+        np.testing.assert_array_equal(mine, saved)
+    with pytest.raises(ModelError, match="architecture"):
+        initial_model(dataclasses.replace(tiny_settings, dense_units=16, init_from=str(tiny_model_path)))
