@@ -13,6 +13,7 @@ import re
 import sys
 from typing import Dict, List, Optional, Tuple
 
+import keras
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -64,9 +65,12 @@ def model_path_from_command_line() -> str:
 def load_predictor(model_path: str) -> Predictor:
     """Once per server process and model path; failures are not cached, so a fixed file is seen."""
     predictor = Predictor.load(model_path)
-    # Streamlit calls keras.backend.clear_session() after every run, a full garbage collection
-    # over TensorFlow's ~400k objects (~0.3 s a click). Freezing these long-lived objects
-    # takes them out of that collection.
+    # After every run Streamlit calls keras.backend.clear_session(), which empties TensorFlow's
+    # kernel cache: ResNet101 then rebuilds its kernels for each upload (~2.5 s instead of
+    # ~0.15 s). This page builds no models, so there is no Keras state to clear.
+    keras.backend.clear_session = lambda *args, **kwargs: None
+    # Streamlit also runs a full garbage collection after every run, over TensorFlow's ~400k
+    # objects (~0.3 s a click); freezing these long-lived objects takes them out of it.
     gc.collect()
     gc.freeze()
     return predictor
