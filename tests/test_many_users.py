@@ -12,7 +12,7 @@ The model is a tiny one built here whose answer depends strongly on the image (i
 so the sixteen images get sixteen clearly different probabilities and a result shown in the wrong
 session would be caught. To try a real model instead (prints its RSS; allow more time):
 
-    AIDETECT_MANY_USERS_MODEL=models/compare-lr-1e-3/model.keras AIDETECT_MANY_USERS_S=900 \
+    AIDETECT_MANY_USERS_MODEL=models/default/model.keras AIDETECT_MANY_USERS_S=900 \
         pytest tests/test_many_users.py -s
 
 Needs the Debian package chromium and the Python package playwright, like tests/test_browser.py.
@@ -42,9 +42,10 @@ TOTAL_S = float(os.environ.get("AIDETECT_MANY_USERS_S", 180))   # server start t
 REAL_MODEL = os.environ.get("AIDETECT_MANY_USERS_MODEL")
 MIN_GAP = 0.01          # tiny model: any two images' probabilities differ by more than this
 EDGE_MARGIN = 0.01      # ... and none is this close to a verdict boundary
-# Memory the server may gain, beyond one model's weights, from startup to the end: Streamlit's
-# sessions, eight sessions' uploads, traced TensorFlow functions and the explanation models.
-# Eight copies of a real model (ResNet101: ~170 MB of float32 weights each) would exceed it.
+# Memory the server may gain from the moment the model is loaded (all pages open) to the end:
+# eight sessions' uploads, results, traced TensorFlow functions and their buffers. A copy of the
+# model per session would exceed it (ResNet101: ~170 MiB of float32 weights a copy; measured with
+# it: +430 MiB). Loading the model itself (+630 MiB for ResNet101) comes before and is not counted.
 RSS_ALLOWANCE = 600 * 2**20
 MiB = 2**20
 CARD = re.compile(r"(?P<verdict>AI-generated|Real|Uncertain — review manually)\s+"
@@ -278,6 +279,6 @@ def test_eight_users_upload_at_once(server, model_and_images, deadline):
             and table[name][1] == pytest.approx(want_table[name][1], abs=1e-6) for name in table), \
             f"user {i}: summary {table}, expected {want_table}; page: {found}"
     assert memory["loads_when_open"] == 1 and loads == 1, f"the server loaded the model {loads} times"
-    assert rss_end - rss_start < weights + RSS_ALLOWANCE, (
-        f"server grew by {(rss_end - rss_start) / MiB:.0f} MiB, more than one model "
-        f"({weights / MiB:.0f} MiB) + {RSS_ALLOWANCE / MiB:.0f} MiB")
+    assert rss_end - memory["open"] < RSS_ALLOWANCE, (
+        f"server grew by {(rss_end - memory['open']) / MiB:.0f} MiB after loading the model, "
+        f"more than {RSS_ALLOWANCE / MiB:.0f} MiB")
