@@ -30,6 +30,7 @@ def _evaluate(args) -> int:
     print(f"{model_path} on {args.data_dir}/{args.split}")
     print(format_summary(metrics))
     if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(dict(metrics, model=str(model_path)), indent=2))
     return 0
 

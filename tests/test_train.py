@@ -95,7 +95,7 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     probabilities = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
     # the saved file, evaluated from disk, scores like the in-memory model did (float16 weights)
-    from_disk = tmp_path / "from-disk.json"
+    from_disk = tmp_path / "reports" / "from-disk.json"        # its folder does not exist yet
     assert model_training.main(["evaluate", "--model", str(run_dir), "--data-dir", str(sample_data),
                                 "--output", str(from_disk)]) == 0
     reloaded = json.loads(from_disk.read_text())
