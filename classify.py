@@ -58,11 +58,10 @@ def _overlay_path(folder: Path, position: int, path: str) -> Path:
 
 def _write_explanation(predictor, path: str, prob_ai: float, target: Path) -> None:
     from aidetect import explain, images
-    from aidetect.labels import FAKE_INDEX, REAL_INDEX
+    from aidetect.labels import predicted_index
 
     rgb = images.load_rgb(path)
-    answer = FAKE_INDEX if prob_ai >= DEFAULT_THRESHOLD else REAL_INDEX    # as the web app does
-    heatmap = explain.explain(predictor.model, predictor.preprocess(rgb), class_index=answer)
+    heatmap = explain.explain(predictor.model, predictor.preprocess(rgb), class_index=predicted_index(prob_ai))
     explain.save_overlay_png(rgb, heatmap, target)
 
 

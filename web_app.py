@@ -19,8 +19,7 @@ import streamlit as st
 from PIL import Image
 
 from aidetect import explain, images, results
-from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, FAKE_INDEX, REAL_INDEX, REAL_LABEL,
-                             UNCERTAIN_LABEL, verdict)
+from aidetect.labels import AI_LABEL, DEFAULT_THRESHOLD, REAL_LABEL, UNCERTAIN_LABEL, predicted_index, verdict
 from aidetect.model import ModelError
 from aidetect.predict import DEFAULT_MODEL_PATH, MODEL_ENV_VAR, Predictor, Result, resolve_model_path
 
@@ -89,8 +88,8 @@ def analyse(predictor: Predictor, name: str, data: bytes) -> Analysis:
         result = predictor.classify_one(data, name, keep_images=True)
         if result.error:
             return Analysis(result)
-        answer = FAKE_INDEX if result.prob_ai >= 0.5 else REAL_INDEX      # the model's argmax
-        heatmap = explain.explain(predictor.model, predictor.preprocess(result.image), class_index=answer)
+        heatmap = explain.explain(predictor.model, predictor.preprocess(result.image),
+                                  class_index=predicted_index(result.prob_ai))
         small = thumbnail(result.image)
         return Analysis(dataclasses.replace(result, image=small), explain.overlay(small, heatmap))
     except Exception as error:  # an unexpected failure costs this file its verdict, never the page

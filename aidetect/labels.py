@@ -20,6 +20,12 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_UNCERTAIN_BAND = 0.0            # half-width around the threshold; 0 = always decide
 
 
+def predicted_index(prob_ai: float) -> int:
+    """The class the model itself chose (its argmax), whatever threshold the user has set:
+    explanations are of the model's answer."""
+    return FAKE_INDEX if prob_ai >= 0.5 else REAL_INDEX
+
+
 @dataclass(frozen=True)
 class Verdict:
     label: str           # "AI-generated", "Real" or "Uncertain"

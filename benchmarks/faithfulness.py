@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from any
 
 from aidetect import data, images                                   # noqa: E402
 from aidetect.explain import METHODS, default_gradcam_layer, explain  # noqa: E402
-from aidetect.labels import FAKE_INDEX, REAL_INDEX                  # noqa: E402
+from aidetect.labels import FAKE_INDEX, predicted_index            # noqa: E402
 from aidetect.predict import Predictor                              # noqa: E402
 
 FRACTIONS = (0.05, 0.10, 0.20, 0.30, 0.40, 0.50)
@@ -87,7 +87,7 @@ def main():
     paths, labels = data.list_split(args.data_dir, "test", limit=args.images, seed=args.seed)
     batch = np.stack([predictor.preprocess(images.load_rgb(path)) for path in paths])
     prob_ai = class_probability(predictor, batch, np.full(len(batch), FAKE_INDEX))
-    predicted = np.where(prob_ai >= 0.5, FAKE_INDEX, REAL_INDEX)
+    predicted = np.array([predicted_index(p) for p in prob_ai])
     rng = np.random.default_rng(args.seed)
 
     print(f"model {predictor.model_path}, {len(batch)} test images, accuracy on them "

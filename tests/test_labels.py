@@ -29,3 +29,9 @@ def test_uncertain_band_and_threshold():
     assert labels.verdict(0.65, threshold=0.8).label == "Real"
     with pytest.raises(ValueError):
         labels.verdict(0.5, threshold=1.5)
+
+
+def test_explanations_follow_the_models_own_answer_not_the_users_threshold():
+    assert labels.predicted_index(0.5) == labels.FAKE_INDEX
+    assert labels.predicted_index(0.49) == labels.REAL_INDEX
+    assert labels.verdict(0.49, threshold=0.4).label == labels.AI_LABEL      # the user's call differs
