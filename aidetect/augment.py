@@ -55,6 +55,32 @@ def augmentation_layers(settings: AugmentSettings = AugmentSettings(), seed: int
     return keras.Sequential(layers, name="augmentation")
 
 
+ONLINE_MODES = ("none", "shift-flip", "full")
+MAX_SHIFT_FRACTION = 0.125              # 4 px of a 32 px image
+
+
+def online_augmentation(mode: str, seed: int = 42):
+    """Training-time layers for a Settings.augment mode, or None for "none".
+
+    "shift-flip" moves images by whole pixels (nearest, reflected edges) and mirrors them: every
+    output pixel is an input pixel, so the generator's pixel-level traces survive. "full" is
+    augment_data.py's set, whose rotation, shear and zoom resample (blur) every pixel.
+    """
+    import keras
+
+    if mode not in ONLINE_MODES:
+        raise AugmentError(f"augment must be one of {', '.join(ONLINE_MODES)}, got {mode!r}")
+    if mode == "none":
+        return None
+    if mode == "full":
+        return augmentation_layers(seed=seed)
+    return keras.Sequential([
+        keras.layers.RandomTranslation(MAX_SHIFT_FRACTION, MAX_SHIFT_FRACTION, fill_mode="reflect",
+                                       interpolation="nearest", seed=seed),
+        keras.layers.RandomFlip("horizontal", seed=seed + 1),
+    ], name="shift_flip")
+
+
 # ---------------------------------------------------------------- offline: a folder of files
 @dataclass
 class AugmentReport:

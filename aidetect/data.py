@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import images
+from .augment import online_augmentation
 from .labels import CLASS_NAMES
 
 SPLITS = ("train", "validation", "test")
@@ -216,7 +217,7 @@ def load_image_op(path, image_size: int):
 
 
 def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool = False,
-                 augment: bool = False, seed: int = 42):
+                 augment: str = "none", seed: int = 42):
     """Batches of (raw float32 pixels, one-hot labels); decoded once, then cached in memory."""
     import tensorflow as tf
 
@@ -229,8 +230,7 @@ def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, len(CLASS_NAMES))),
                           num_parallel_calls=autotune)
-    if training and augment:
-        from .augment import augmentation_layers
-        layers = augmentation_layers(seed=seed)
+    layers = online_augmentation(augment, seed) if training else None
+    if layers is not None:
         dataset = dataset.map(lambda x, y: (layers(x, training=True), y), num_parallel_calls=autotune)
     return dataset.prefetch(autotune)

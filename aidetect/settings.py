@@ -18,7 +18,8 @@ class Settings:
     validation_fraction: float = 0.1    # carved from train by `prepare`, stratified and seeded
     max_train_images: int = 0           # 0 = all; a stratified subset for quick runs
     max_eval_images: int = 0            # 0 = all; limits validation and test the same way
-    augment: bool = False               # online flip/rotation/shift/shear/zoom during training
+    augment: str = "none"               # online, training only: "none", "shift-flip" (whole-pixel
+                                        # shifts + mirror) or "full" (augment_data.py's layers)
     seed: int = 42
     # model (the seed's head on ResNet101)
     backbone: str = "resnet101"         # "resnet101", or "tiny" (a small CNN for tests and smoke runs)

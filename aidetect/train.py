@@ -199,7 +199,7 @@ def train(settings: Settings, log=print) -> Path:
 
     batch = settings.batch_size         # the global batch: Keras splits it across replicas
     dataset = lambda p, y, training: shard_by_data(data.make_dataset(  # noqa: E731
-        p, y, settings.image_size, batch, training=training, augment=settings.augment and training,
+        p, y, settings.image_size, batch, training=training, augment=settings.augment,
         seed=settings.seed))
     train_ds = dataset(train_paths, train_labels, True)
     val_ds = dataset(val_paths, val_labels, False)
@@ -211,6 +211,7 @@ def train(settings: Settings, log=print) -> Path:
                       loss="categorical_crossentropy", metrics=training_metrics())
     log(f"model: {model.count_params():,} parameters; run folder: {run_dir}")
     model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=settings.verbose,
+              shuffle=False,        # make_dataset shuffles; Keras would only warn that it can't
               callbacks=make_callbacks(settings, run_dir, len(train_paths)))
     # every worker takes part in predict: under MultiWorkerMirroredStrategy it gathers across them
     prob_ai = predict_probabilities(model, dataset(test_paths, test_labels, False))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aidetect.augment import AugmentError, AugmentSettings, augment_folder, augmentation_layers
+from aidetect.augment import (MAX_SHIFT_FRACTION, AugmentError, AugmentSettings, augment_folder,
+                              augmentation_layers, online_augmentation)
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIES = 2
@@ -108,3 +109,31 @@ def test_online_layers_keep_shape_and_dtype_of_raw_pixel_batches():
     batch = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     out = np.asarray(augmentation_layers(seed=3)(batch, training=True))
     assert out.shape == batch.shape and out.dtype == np.float32 and not np.allclose(out, batch)
+
+
+def _is_whole_pixel_shift_or_mirror(original: np.ndarray, moved: np.ndarray, max_shift: int) -> bool:
+    """True if moved is original, maybe mirrored, shifted by whole pixels (edges aside)."""
+    size = original.shape[0]
+    inner = slice(max_shift, size - max_shift)        # far enough from the edges to skip the fill
+    for source in (original, original[:, ::-1]):
+        for dy in range(-max_shift, max_shift + 1):
+            for dx in range(-max_shift, max_shift + 1):
+                shifted = np.roll(source, (dy, dx), axis=(0, 1))
+                if np.array_equal(shifted[inner, inner], moved[inner, inner]):
+                    return True
+    return False
+
+
+def test_shift_flip_moves_whole_pixels_and_keeps_their_values():
+    batch = np.random.default_rng(2).integers(0, 256, (16, 32, 32, 3)).astype(np.float32)
+    out = np.asarray(online_augmentation("shift-flip", seed=5)(batch, training=True))
+    assert out.shape == batch.shape and out.dtype == np.float32
+    max_shift = round(MAX_SHIFT_FRACTION * 32)
+    assert all(_is_whole_pixel_shift_or_mirror(x, y, max_shift) for x, y in zip(batch, out))
+    assert sum(not np.array_equal(x, y) for x, y in zip(batch, out)) >= 12   # most images moved
+
+
+def test_online_modes_none_and_unknown():
+    assert online_augmentation("none") is None
+    with pytest.raises(AugmentError, match="none, shift-flip, full"):
+        online_augmentation("rotate")

@@ -77,7 +77,7 @@ def sample_data(sample_dir, tmp_path_factory):
 def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_path):
     settings = Settings(data_dir=str(sample_data), models_dir=str(tmp_path), run_name="tiny",
                         backbone="tiny", dense_units=16, epochs=2, batch_size=16, verbose=0,
-                        stop_patience=5)
+                        stop_patience=5, augment="shift-flip")
     run_dir = train(settings, log=lambda *_: None)
     assert run_dir == tmp_path / "tiny"
     assert Settings.from_json_file(run_dir / "settings.json") == settings
