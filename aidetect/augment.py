@@ -14,6 +14,7 @@ from PIL import Image, JpegImagePlugin
 from tqdm import tqdm
 
 from . import images
+from .settings import AUGMENT_MODES
 
 MAX_PIXELS_PER_BATCH = 4_000_000    # ~48 MB of float32 per layer call: big batches, bounded memory
 
@@ -55,7 +56,6 @@ def augmentation_layers(settings: AugmentSettings = AugmentSettings(), seed: int
     return keras.Sequential(layers, name="augmentation")
 
 
-ONLINE_MODES = ("none", "shift-flip", "full")
 MAX_SHIFT_FRACTION = 0.125              # 4 px of a 32 px image
 
 
@@ -68,8 +68,8 @@ def online_augmentation(mode: str, seed: int = 42):
     """
     import keras
 
-    if mode not in ONLINE_MODES:
-        raise AugmentError(f"augment must be one of {', '.join(ONLINE_MODES)}, got {mode!r}")
+    if mode not in AUGMENT_MODES:
+        raise AugmentError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {mode!r}")
     if mode == "none":
         return None
     if mode == "full":

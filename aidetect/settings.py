@@ -6,6 +6,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 
+AUGMENT_MODES = ("none", "shift-flip", "full")   # online augmentation: aidetect/augment.py
+
+
 @dataclass(frozen=True)
 class Settings:
     # where things live
@@ -67,8 +70,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
             kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            parser.add_argument(flag, type=kind, default=f.default, metavar=f.name.upper(),
-                                help=f"(default: {f.default!r})")
+            choices = AUGMENT_MODES if f.name == "augment" else None
+            parser.add_argument(flag, type=kind, default=f.default, choices=choices,
+                                metavar=f.name.upper(), help=f"(default: {f.default!r})")
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

@@ -137,3 +137,11 @@ def test_online_modes_none_and_unknown():
     assert online_augmentation("none") is None
     with pytest.raises(AugmentError, match="none, shift-flip, full"):
         online_augmentation("rotate")
+
+
+def test_training_cli_refuses_an_unknown_augmentation_in_one_line(capsys):
+    import model_training
+    with pytest.raises(SystemExit) as stop:
+        model_training.main(["train", "--augment", "rotate"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'rotate'" in capsys.readouterr().err
