@@ -2,7 +2,7 @@
 import argparse
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
@@ -21,7 +21,8 @@ class Settings:
     validation_fraction: float = 0.1    # carved from train by `prepare`, stratified and seeded
     max_train_images: int = 0           # 0 = all; a stratified subset for quick runs
     max_eval_images: int = 0            # 0 = all; limits validation and test the same way
-    augment: str = "none"               # online, training only: "none", "shift-flip" (whole-pixel
+    augment: str = field(default="none", metadata={"choices": AUGMENT_MODES})
+                                        # online, training only: "none", "shift-flip" (whole-pixel
                                         # shifts + mirror) or "full" (augment_data.py's layers)
     seed: int = 42
     # model (the seed's head on ResNet101)
@@ -70,8 +71,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         else:
             kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            choices = AUGMENT_MODES if f.name == "augment" else None
-            parser.add_argument(flag, type=kind, default=f.default, choices=choices,
+            parser.add_argument(flag, type=kind, default=f.default, choices=f.metadata.get("choices"),
                                 metavar=f.name.upper(), help=f"(default: {f.default!r})")
 
 
