@@ -40,6 +40,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
                         help="only the I-th (0-based) of N equal slices of the sorted file list, "
                              "e.g. a Kubernetes indexed job's $JOB_COMPLETION_INDEX/N")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                        help="average each image with its mirror: +0.4 points accuracy, half the speed")
     parser.add_argument("--explain", metavar="DIR", help="also write a heatmap overlay PNG per image here")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
@@ -78,29 +80,39 @@ def main(argv=None) -> int:
         print(f"error: no image files found in {', '.join(args.paths)}"
               + (f" (shard {args.shard[0]}/{args.shard[1]} is empty)" if every_file else ""), file=sys.stderr)
         return 1
+    as_json = bool(args.output) and Path(args.output).suffix.lower() == ".json"
     try:
-        predictor = Predictor.load(args.model)
-        if args.output:
-            Path(args.output).parent.mkdir(parents=True, exist_ok=True)   # fail now, not after the run
+        predictor = Predictor.load(args.model, args.mirror)
+        for folder in filter(None, [args.output and Path(args.output).parent, args.explain]):
+            Path(folder).mkdir(parents=True, exist_ok=True)                 # fail now, not after the run
+        # CSV rows are written as they come, so a killed run keeps what it did; JSON at the end
+        if as_json:
+            stream = None
+        else:
+            stream = open(args.output, "w", newline="") if args.output else sys.stdout
     except (ModelError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
-    rows = []
+    writer = results.csv_writer(stream) if stream else None
+    kept, total, classified = [], 0, 0
     for position, result in enumerate(batch.classify_files(predictor, files, args.batch_size,
                                                             args.threshold, args.uncertain_band), first):
-        rows.append(result)
+        total, classified = total + 1, classified + (not result.error)
+        if writer:
+            writer.writerow(results.to_row(result))
+            stream.flush()
+        else:
+            kept.append(result)
         if args.explain and not result.error:
             _write_explanation(predictor, result.name, result.prob_ai,
                                _overlay_path(Path(args.explain), position, result.name))
-
-    if args.output:
-        results.write(rows, args.output)
-    else:
-        sys.stdout.write(results.to_csv(rows))
-    classified = sum(not r.error for r in rows)
+    if as_json:
+        results.write(kept, args.output)
+    elif stream is not sys.stdout:
+        stream.close()
     if not classified:
-        print(f"error: none of the {len(rows)} files could be classified (see the error column)",
+        print(f"error: none of the {total} files could be classified (see the error column)",
               file=sys.stderr)
         return 1
     return 0

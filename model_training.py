@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aidetect.data import VALIDATION_FRACTION
 from aidetect.settings import Settings, add_settings_arguments, settings_from_args
 
 
@@ -23,7 +24,7 @@ def _evaluate(args) -> int:
     from aidetect.train import evaluate_saved_model
     try:
         model_path = resolve_model_path(args.model)
-        metrics = evaluate_saved_model(model_path, args.data_dir, args.split, args.batch_size)
+        metrics = evaluate_saved_model(model_path, args.data_dir, args.split, args.batch_size, args.mirror)
     except (DataError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -42,7 +43,7 @@ def main(argv=None) -> int:
     prepare.add_argument("--source", default="../shared/data/cifake",
                          help="CIFAKE tars folder, a train/test folder, or its .zip (default: %(default)s)")
     prepare.add_argument("--data-dir", default=Settings.data_dir)
-    prepare.add_argument("--validation-fraction", type=float, default=Settings.validation_fraction)
+    prepare.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     prepare.add_argument("--seed", type=int, default=Settings.seed)
     train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
     add_settings_arguments(train)
@@ -51,6 +52,8 @@ def main(argv=None) -> int:
     evaluate.add_argument("--data-dir", default=Settings.data_dir)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     evaluate.add_argument("--batch-size", type=int, default=Settings.batch_size)
+    evaluate.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                          help="average each image with its mirror, as the app does (default: yes)")
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     export = commands.add_parser("export", help="write a TensorFlow SavedModel for TensorFlow Serving")
     export.add_argument("--model", help="a .keras file or a run folder (default: the project's default model)")
@@ -74,6 +77,8 @@ def main(argv=None) -> int:
               f"unreadable files skipped: {len(report['skipped'])}")
         return 0
     if args.command == "evaluate":
+        if args.batch_size < 1:
+            parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
         return _evaluate(args)
     if args.command == "export":
         from aidetect.export import export_saved_model
@@ -86,11 +91,15 @@ def main(argv=None) -> int:
             return 2
         return 0
 
+    try:
+        settings = settings_from_args(args)
+    except ValueError as error:
+        parser.error(str(error))
     from aidetect.data import DataError
     from aidetect.model import ModelError
     from aidetect.train import train as run_training
     try:
-        run_training(settings_from_args(args))
+        run_training(settings)
     except (DataError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

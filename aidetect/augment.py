@@ -108,10 +108,6 @@ def check_folders(input_dir, output_dir) -> Tuple[Path, Path]:
     return input_dir, output_dir
 
 
-def list_images(folder: Path) -> List[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and images.is_image_path(p))
-
-
 def copy_name(relative: Path, copy: int) -> Path:
     """REAL/x.jpg, 0 -> REAL/x_aug0.jpg"""
     return relative.with_name(f"{relative.stem}_aug{copy}{relative.suffix}")
@@ -170,7 +166,7 @@ def augment_folder(input_dir, output_dir, copies: int = 5, seed: int = 42,
     if copies < 1:
         raise AugmentError(f"copies must be at least 1, got {copies}")
     input_dir, output_dir = check_folders(input_dir, output_dir)
-    paths = list_images(input_dir)
+    paths = images.list_image_files(input_dir)
     if not paths:
         raise AugmentError(f"no images ({', '.join(images.IMAGE_EXTENSIONS)}) found under {input_dir}")
 

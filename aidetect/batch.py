@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict
-from .predict import Predictor, Result, iter_image_files
+from .predict import Predictor, Result
 from .preprocess import resize_to_model
 
 
@@ -24,7 +24,7 @@ def list_inputs(paths: Sequence[str]) -> List[str]:
     found = []
     for path in paths:
         if os.path.isdir(path):
-            found += [os.path.join(path, str(file.relative_to(path))) for file in iter_image_files([path])]
+            found += [os.path.join(path, str(file.relative_to(path))) for file in images.list_image_files(path)]
         else:
             found.append(path)
     return sorted(found)
@@ -36,10 +36,7 @@ def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:
 
 
 def _load(path: bytes):
-    try:
-        rgb, error = images.try_load_rgb(os.fsdecode(path))
-    except Exception as bug:  # a decoder bug on one odd file must not stop the whole run
-        rgb, error = None, f"cannot decode image: {type(bug).__name__}"
+    rgb, error = images.try_load_rgb(os.fsdecode(path))
     if error:
         return np.zeros((1, 1, 3), np.uint8), error.encode()
     return rgb, b""

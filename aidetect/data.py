@@ -10,6 +10,7 @@ import random
 import re
 import tarfile
 import zipfile
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from .labels import CLASS_NAMES
 SPLITS = ("train", "validation", "test")
 SOURCE_SPLITS = ("train", "test")            # what CIFAKE ships; validation is carved from train
 REPORT_FILE = "prepare_report.json"
+VALIDATION_FRACTION = 0.1                    # of train, carved per class by `prepare`
 _MEMBER = re.compile(r"(?:^|/)(train|test)/(REAL|FAKE)/([^/]+)$")
 _EXPECTED = ("expected a folder with CIFAKE's train-REAL.tar, train-FAKE.tar, test-REAL.tar and "
              "test-FAKE.tar, a folder with train/REAL, train/FAKE, test/REAL and test/FAKE, "
@@ -123,7 +125,16 @@ def _write_atomically(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-def prepare(source, data_dir="data", validation_fraction: float = 0.1, seed: int = 42,
+def _check_separate(source, data_dir) -> None:
+    """prepare deletes files in data_dir that do not belong: it must never run inside the source
+    (e.g. --source data with the default --data-dir data would shrink train on every run)."""
+    source, data_dir = Path(source).resolve(), Path(data_dir).resolve()
+    if source.is_dir() and (source == data_dir or source in data_dir.parents or data_dir in source.parents):
+        raise DataError(f"the data folder {data_dir} overlaps the source {source}; "
+                        "pass a --data-dir outside the source (the source is only read)")
+
+
+def prepare(source, data_dir="data", validation_fraction: float = VALIDATION_FRACTION, seed: int = 42,
             progress: bool = True) -> Dict:
     """Build data/{train,validation,test}/{REAL,FAKE} from a CIFAKE source. Safe to re-run.
 
@@ -134,16 +145,20 @@ def prepare(source, data_dir="data", validation_fraction: float = 0.1, seed: int
     """
     if not 0.0 <= validation_fraction < 1.0:
         raise DataError(f"validation fraction must be in [0, 1), got {validation_fraction}")
+    _check_separate(source, data_dir)
     kind, records = open_source(source)
     content: Dict[Tuple[str, str], Dict[str, Tuple[str, bytes]]] = defaultdict(dict)
     skipped = []
-    for record in tqdm(records, desc=f"reading {kind}", unit="img", disable=not progress):
-        data = record.read()
-        _, error = images.try_load_rgb(data)
-        if error:
-            skipped.append({"file": f"{record.split}/{record.class_name}/{record.name}", "error": error})
-            continue
-        content[(record.split, record.class_name)][record.name] = (hashlib.sha256(data).hexdigest(), data)
+    try:        # everything is read before anything is written: a broken source changes nothing
+        for record in tqdm(records, desc=f"reading {kind}", unit="img", disable=not progress):
+            data = record.read()
+            _, error = images.try_load_rgb(data)
+            if error:
+                skipped.append({"file": f"{record.split}/{record.class_name}/{record.name}", "error": error})
+                continue
+            content[(record.split, record.class_name)][record.name] = (hashlib.sha256(data).hexdigest(), data)
+    except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
+        raise DataError(f"{source}: cannot read the {kind} source ({error}); download it again") from None
 
     plan: Dict[Tuple[str, str], Dict[str, Tuple[str, bytes]]] = {}
     for class_name in CLASS_NAMES:

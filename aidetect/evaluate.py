@@ -48,7 +48,8 @@ def compute_metrics(true_index: np.ndarray, prob_ai: np.ndarray,
 def format_summary(metrics: Dict) -> str:
     cm = metrics["confusion_matrix"]
     lines = [
-        f"Test images: {metrics['images']}  (positive class: {metrics['positive_class']} = AI-generated)",
+        f"Test images: {metrics['images']}  (positive class: {metrics['positive_class']} = AI-generated"
+        + ("; each image averaged with its mirror)" if metrics.get("mirror_averaged") else ")"),
         f"Loss:      {metrics.get('loss', float('nan')):.4f}",
         f"Accuracy:  {metrics['accuracy']:.4f}",
         f"Precision: {metrics['precision']:.4f}",
@@ -56,7 +57,7 @@ def format_summary(metrics: Dict) -> str:
         f"AUC:       {metrics['auc']:.4f}",
         f"F1:        {metrics['f1']:.4f}  (macro {metrics['f1_macro']:.4f})",
         "Confusion matrix (rows true, columns predicted):",
-        f"            pred REAL  pred FAKE",
+        "            pred REAL  pred FAKE",
         f"  true REAL {cm['true_REAL_pred_REAL']:9d}  {cm['true_REAL_pred_FAKE']:9d}",
         f"  true FAKE {cm['true_FAKE_pred_REAL']:9d}  {cm['true_FAKE_pred_FAKE']:9d}",
     ]

@@ -5,7 +5,7 @@ act on. Headers are checked before pixels are decoded, so decompression bombs ar
 """
 import io
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -23,6 +23,11 @@ class ImageError(ValueError):
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_image_files(folder: Path) -> List[Path]:
+    """Image files under folder, recursively, in sorted order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_image_path(p))
 
 
 def _read_bytes(source: Source) -> bytes:
@@ -83,8 +88,10 @@ def load_rgb(source: Source) -> np.ndarray:
 
 
 def try_load_rgb(source: Source) -> Tuple[Optional[np.ndarray], Optional[str]]:
-    """load_rgb without raising: (array, None) or (None, one-line reason)."""
+    """load_rgb without raising, whatever the file holds: (array, None) or (None, one-line reason)."""
     try:
         return load_rgb(source), None
     except ImageError as error:
         return None, str(error)
+    except Exception as bug:  # a decoder bug on one odd file must not stop a batch, a page or `prepare`
+        return None, f"cannot decode image: {type(bug).__name__}"

@@ -13,12 +13,19 @@ import numpy as np
 from .labels import CLASS_NAMES
 from .settings import Settings
 
+MODEL_FILE = "model.keras"          # a run folder's model: models/<run>/model.keras
 INPUT_NAME = "image"
 OUTPUT_NAME = "prediction"
 
 
 class ModelError(ValueError):
     """A model file that cannot be used; the message names the path and what to do."""
+
+
+def model_file(path) -> Path:
+    """A .keras file or a run folder (models/<run>/) -> the .keras file's path."""
+    path = Path(path)
+    return path / MODEL_FILE if path.is_dir() else path
 
 
 def _tiny_backbone(x):
@@ -90,9 +97,7 @@ def _as_float32(model: keras.Model) -> keras.Model:
 
 def load_model(path) -> keras.Model:
     """Load a .keras classifier safely (no unsafe deserialization) and check it is one of ours."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.keras"
+    path = model_file(path)
     if not path.is_file():
         raise ModelError(f"no model at {path}: train one with `python model_training.py train` "
                          "or pass --model with the path of a .keras file")

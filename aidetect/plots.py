@@ -103,7 +103,8 @@ def draw_roc(ax, metrics: Dict) -> None:
 def draw_summary(ax, metrics: Dict) -> None:
     rows = [(name, metrics[key]) for key, name in CURVES.items() if key in metrics]
     text = "\n".join(f"{name:<10}{value:8.4f}" for name, value in rows if not math.isnan(value))
-    ax.text(0.05, 0.95, "Test set\n\n" + text, va="top", family="monospace", fontsize=14,
+    title = "Test set" + ("\n(each image averaged\nwith its mirror)" if metrics.get("mirror_averaged") else "")
+    ax.text(0.05, 0.95, title + "\n\n" + text, va="top", family="monospace", fontsize=14,
             transform=ax.transAxes)
     ax.axis("off")
 

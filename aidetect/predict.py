@@ -6,18 +6,18 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from . import images
-from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, POSITIVE_INDEX, Verdict, verdict
-from .model import load_model, model_image_size
+from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, Verdict, verdict
+from .model import MODEL_FILE, load_model, model_file, model_image_size
 from .preprocess import resize_to_model
 
 MODEL_ENV_VAR = "AIDETECT_MODEL"
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default" / "model.keras"
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default" / MODEL_FILE
 
 
 def default_model_path() -> Path:
@@ -26,9 +26,8 @@ def default_model_path() -> Path:
 
 
 def resolve_model_path(path=None) -> Path:
-    """A .keras file or a run folder (models/<run>/) -> the .keras file path."""
-    path = Path(path) if path else default_model_path()
-    return path / "model.keras" if path.is_dir() else path
+    """A .keras file or a run folder, else the default model -> the .keras file path."""
+    return model_file(path or default_model_path())
 
 
 @dataclass(frozen=True)
@@ -44,18 +43,36 @@ class Result:
         return self.verdict.label if self.verdict else ""
 
 
+def mirror_averaged(model, batch: tf.Tensor) -> tf.Tensor:
+    """Class probabilities averaged over each image and its left-right mirror, in one batch.
+
+    The answer no longer depends on which way an image faces, and the shipped model gains 0.4
+    points of test accuracy for twice the compute (README, Results).
+    """
+    count = tf.shape(batch)[0]
+    probs = model(tf.concat([batch, tf.reverse(batch, axis=[2])], axis=0), training=False)
+    return (probs[:count] + probs[count:]) / 2
+
+
 class Predictor:
-    def __init__(self, model, model_path: Optional[Path] = None):
+    def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True):
         self.model = model
         self.model_path = model_path
+        self.mirror = mirror
         self.image_size = model_image_size(model)
-        self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self._forward = tf.function(self._mirror_averaged if mirror else self._one_view, reduce_retracing=True)
+
+    def _one_view(self, batch):
+        return self.model(batch, training=False)
+
+    def _mirror_averaged(self, batch):
+        return mirror_averaged(self.model, batch)
 
     @classmethod
-    def load(cls, path=None) -> "Predictor":
+    def load(cls, path=None, mirror: bool = True) -> "Predictor":
         """Raises model.ModelError with a user-facing message when the model can't be used."""
         path = resolve_model_path(path)
-        return cls(load_model(path), path)
+        return cls(load_model(path), path, mirror)
 
     def run_info(self) -> Dict:
         """metrics.json and settings.json from the model's run folder ({} where absent)."""
@@ -77,35 +94,30 @@ class Predictor:
         """(N, size, size, 3) raw pixels -> P(AI-generated) per image."""
         if len(batch) == 0:
             return np.zeros((0,), dtype=np.float32)
-        return self._forward(tf.convert_to_tensor(batch, tf.float32)).numpy()[:, POSITIVE_INDEX]
+        return self._forward(tf.convert_to_tensor(batch, tf.float32)).numpy()[:, FAKE_INDEX]
 
     def classify(self, sources: Sequence, names: Optional[Sequence[str]] = None,
                  threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
                  keep_images: bool = False) -> List[Result]:
         """Classify bytes/paths together; unreadable ones get a Result with an error."""
         names = list(names) if names is not None else [str(s) for s in sources]
-        decoded = [images.try_load_rgb(source) for source in sources]
-        good = [i for i, (rgb, _) in enumerate(decoded) if rgb is not None]
-        probs = self.prob_ai_batch(np.stack([self.preprocess(decoded[i][0]) for i in good])) if good else []
-        by_index = dict(zip(good, probs))
-        results = []
-        for i, (rgb, error) in enumerate(decoded):
+        inputs, kept, errors = {}, {}, {}
+        for i, source in enumerate(sources):     # one full-size decode in memory at a time
+            rgb, error = images.try_load_rgb(source)
             if error:
-                results.append(Result(names[i], error=error))
+                errors[i] = error
+                continue
+            inputs[i] = self.preprocess(rgb)
+            kept[i] = rgb if keep_images else None
+        by_index = dict(zip(inputs, self.prob_ai_batch(np.stack(list(inputs.values()))))) if inputs else {}
+        results = []
+        for i, name in enumerate(names):
+            if i in errors:
+                results.append(Result(name, error=errors[i]))
             else:
                 p = float(by_index[i])
-                results.append(Result(names[i], p, verdict(p, threshold, uncertain_band),
-                                       image=rgb if keep_images else None))
+                results.append(Result(name, p, verdict(p, threshold, uncertain_band), image=kept[i]))
         return results
 
     def classify_one(self, source, name: str = "", **options) -> Result:
         return self.classify([source], [name or str(source)], **options)[0]
-
-
-def iter_image_files(paths: Iterable) -> Iterable[Path]:
-    """Files as given, and image files under folders (recursively, sorted)."""
-    for path in map(Path, paths):
-        if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file() and images.is_image_path(p))
-        else:
-            yield path

@@ -3,7 +3,7 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, TextIO
 
 from .predict import Result
 
@@ -19,11 +19,16 @@ def to_row(result: Result) -> Dict[str, str]:
     }
 
 
+def csv_writer(stream: TextIO) -> csv.DictWriter:
+    """A CSV writer whose header is already on stream; rows go in as to_row() dicts."""
+    writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    return writer
+
+
 def to_csv(results: Iterable[Result]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(to_row(r) for r in results)
+    csv_writer(buffer).writerows(to_row(r) for r in results)
     return buffer.getvalue()
 
 

@@ -18,7 +18,6 @@ class Settings:
     # data
     image_size: int = 32                # CIFAKE's native size; the seed used 224
     batch_size: int = 64
-    validation_fraction: float = 0.1    # carved from train by `prepare`, stratified and seeded
     max_train_images: int = 0           # 0 = all; a stratified subset for quick runs
     max_eval_images: int = 0            # 0 = all; limits validation and test the same way
     augment: str = field(default="none", metadata={"choices": AUGMENT_MODES})
@@ -46,6 +45,26 @@ class Settings:
     gpu_memory: str = "growth"          # "growth" or a limit in MiB, e.g. "4096"; ignored on CPU
     float16_weights: bool = True        # ship the model with float16 weights (half the file size)
     verbose: int = 1                    # Keras fit verbosity: 1 progress bar, 2 one line per epoch
+
+    def __post_init__(self):
+        """Refuse values that would fail later with a traceback, possibly hours into a run."""
+        problems = []
+        for name, low in (("image_size", 8), ("batch_size", 1), ("epochs", 1),
+                          ("stop_patience", 1), ("early_stopping_patience", 1)):
+            if getattr(self, name) < low:
+                problems.append(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        for name in ("max_train_images", "max_eval_images"):
+            value = getattr(self, name)
+            if value < 0 or value == 1:         # a class-balanced subset needs one image per class
+                problems.append(f"--{name.replace('_', '-')} must be 0 (all) or at least 2, got {value}")
+        if not (self.initial_lr > 0 and self.final_lr > 0):
+            problems.append(f"learning rates must be positive, got {self.initial_lr} and {self.final_lr}")
+        if not 0 <= self.dropout < 1:
+            problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
+        if self.gpu_memory != "growth" and not self.gpu_memory.isdigit():
+            problems.append(f"--gpu-memory must be 'growth' or a number of MiB, got {self.gpu_memory!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def resolved_run_name(self) -> str:
         return self.run_name or f"{self.backbone}-{self.image_size}px"

@@ -13,12 +13,12 @@ import numpy as np
 from . import data, evaluate
 from .distribute import choose_strategy, configure_gpus, is_chief, shard_by_data, task_name
 from .labels import CLASS_NAMES, POSITIVE_INDEX
-from .model import ModelError, build_model, load_model, model_image_size, save_slim
+from .model import MODEL_FILE, ModelError, build_model, load_model, save_slim
 from .plots import PlotError, write_plots
+from .predict import Predictor
 from .settings import Settings
 
 SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
-MODEL_FILE = "model.keras"
 GRAPHS_DIR = "graphs"
 
 
@@ -59,11 +59,12 @@ def training_metrics():
 class StopTrainingOnValidationLoss(keras.callbacks.Callback):
     """The seed's rule: stop once val_loss > loss (here: for `patience` epochs in a row).
 
-    Keeps the weights of the lowest val_loss (in memory and in `best_path`) and puts them back
-    into the model when training ends, however it ends.
+    Keeps the weights of the lowest val_loss (in memory and in `best_path`, with that loss beside
+    it) and puts them back into the model when training ends, however it ends. With resume=True
+    (BackupAndRestore is resuming a killed run) the best epoch saved before the kill still counts.
     """
 
-    def __init__(self, patience: int = 1, best_path: Optional[Path] = None):
+    def __init__(self, patience: int = 1, best_path: Optional[Path] = None, resume: bool = False):
         super().__init__()
         self.patience = patience
         self.best_path = best_path
@@ -71,6 +72,11 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
         self.best_weights = None
         self.epochs_over = 0
         self.stopped_epoch = None
+        if resume and best_path is not None and best_path.is_file() and self._loss_path().is_file():
+            self.best_val_loss = json.loads(self._loss_path().read_text())["val_loss"]
+
+    def _loss_path(self) -> Path:
+        return self.best_path.with_name(self.best_path.name + ".json")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -84,6 +90,7 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
                 temporary = Path(str(self.best_path) + ".tmp.weights.h5")
                 self.model.save_weights(temporary)
                 os.replace(temporary, self.best_path)
+                self._loss_path().write_text(json.dumps({"epoch": epoch + 1, "val_loss": float(val_loss)}))
         self.epochs_over = self.epochs_over + 1 if val_loss > loss else 0
         if self.epochs_over >= self.patience:
             self.stopped_epoch = epoch
@@ -92,6 +99,8 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+        elif self.best_val_loss < math.inf:     # the best epoch came before a resume
+            self.model.load_weights(self.best_path)
 
 
 class JsonHistory(keras.callbacks.Callback):
@@ -122,10 +131,11 @@ def make_callbacks(settings: Settings, run_dir: Path, train_images: int):
     return [
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
-        StopTrainingOnValidationLoss(settings.stop_patience, run_dir / "best.weights.h5"),
+        StopTrainingOnValidationLoss(settings.stop_patience, run_dir / "best.weights.h5",
+                                     resume=(run_dir / "backup").exists()),
+        # only stops: the callback above alone decides which weights the run keeps
         keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=settings.early_stopping_min_delta,
-                                      patience=settings.early_stopping_patience,
-                                      restore_best_weights=True),
+                                      patience=settings.early_stopping_patience),
         JsonHistory(run_dir / "history.json", train_images),
     ]
 
@@ -147,10 +157,6 @@ def _worker_dir(settings: Settings) -> Path:
     return settings.run_dir().with_name(f".{settings.resolved_run_name()}-{task_name()}")
 
 
-def predict_probabilities(model: keras.Model, dataset) -> np.ndarray:
-    return model.predict(dataset, verbose=0)[:, POSITIVE_INDEX]
-
-
 def initial_model(settings: Settings) -> keras.Model:
     """A fresh model, or one holding the weights of settings.init_from (to train a model further,
     e.g. over several sessions); a BackupAndRestore backup still overrides these when resuming."""
@@ -165,12 +171,14 @@ def initial_model(settings: Settings) -> keras.Model:
     return model
 
 
-def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64) -> Dict:
-    """Metrics of a model file as loaded from disk (what users get) on one prepared split."""
-    model = load_model(model_path)
-    paths, labels = data.list_split(data_dir, split)
-    dataset = data.make_dataset(paths, labels, model_image_size(model), batch_size)
-    return evaluate.compute_metrics(labels, predict_probabilities(model, dataset))
+def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64,
+                         mirror: bool = True, limit: int = 0, seed: int = 42) -> Dict:
+    """Metrics of a model file as loaded from disk and run by the Predictor (what users get)."""
+    predictor = Predictor.load(model_path, mirror)
+    paths, labels = data.list_split(data_dir, split, limit, seed)
+    dataset = data.make_dataset(paths, labels, predictor.image_size, batch_size)
+    prob_ai = np.concatenate([predictor.prob_ai_batch(images) for images, _ in dataset])
+    return dict(evaluate.compute_metrics(labels, prob_ai), mirror_averaged=mirror)
 
 
 def epochs_to_reach(history: Dict, key: str, target: float) -> Optional[int]:
@@ -189,7 +197,7 @@ def train(settings: Settings, log=print) -> Path:
 
     train_paths, train_labels = data.list_split(settings.data_dir, "train", settings.max_train_images, settings.seed)
     val_paths, val_labels = data.list_split(settings.data_dir, "validation", settings.max_eval_images, settings.seed)
-    test_paths, test_labels = data.list_split(settings.data_dir, "test", settings.max_eval_images, settings.seed)
+    test_paths, _ = data.list_split(settings.data_dir, "test", settings.max_eval_images, settings.seed)
     counts = {"train": len(train_paths), "validation": len(val_paths), "test": len(test_paths)}
     log(f"images: {counts}; classes {list(CLASS_NAMES)}; replicas: {strategy.num_replicas_in_sync}")
 
@@ -213,12 +221,13 @@ def train(settings: Settings, log=print) -> Path:
     model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=settings.verbose,
               shuffle=False,        # make_dataset shuffles; Keras would only warn that it can't
               callbacks=make_callbacks(settings, run_dir, len(train_paths)))
-    # every worker takes part in predict: under MultiWorkerMirroredStrategy it gathers across them
-    prob_ai = predict_probabilities(model, dataset(test_paths, test_labels, False))
     if not chief:
         shutil.rmtree(run_dir)
         return run_dir
-    metrics = evaluate.compute_metrics(test_labels, prob_ai)
+    save_slim(model, settings, run_dir / MODEL_FILE)
+    # the saved file, not the in-memory model: float16 weights can flip a borderline image
+    metrics = evaluate_saved_model(run_dir / MODEL_FILE, settings.data_dir, "test", batch,
+                                   limit=settings.max_eval_images, seed=settings.seed)
     history = json.loads((run_dir / "history.json").read_text())
     metrics.update(
         image_size=settings.image_size,
@@ -228,7 +237,6 @@ def train(settings: Settings, log=print) -> Path:
         mean_train_images_per_second=float(np.nanmean(history.get("train_images_per_second", [np.nan]))),
         epochs_to_seed_accuracy_on_validation=epochs_to_reach(history, "val_accuracy", SEED_ACCURACY),
     )
-    save_slim(model, settings, run_dir / MODEL_FILE)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log(evaluate.format_summary(metrics))
     log(f"saved {run_dir / MODEL_FILE} ({(run_dir / MODEL_FILE).stat().st_size / 2**20:.1f} MiB)")

@@ -83,7 +83,7 @@ def method_options(spec: str, model, seed: int):
 
 def main():
     args = parse_args()
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, mirror=False)    # the view the explanations explain
     paths, labels = data.list_split(args.data_dir, "test", limit=args.images, seed=args.seed)
     batch = np.stack([predictor.preprocess(images.load_rgb(path)) for path in paths])
     prob_ai = class_probability(predictor, batch, np.full(len(batch), FAKE_INDEX))

@@ -114,3 +114,22 @@ def test_missing_or_broken_model_is_a_one_line_error(image_dir, tmp_path, capsys
     status, out, err = run(capsys, "images", "--model", model)
     assert status != 0 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_csv_rows_reach_the_file_while_the_run_goes_on(image_dir, tiny_model_path, capsys, monkeypatch):
+    seen_during_run = []
+    real_explain = classify._write_explanation
+
+    def spy(predictor, path, prob_ai, target):      # called after each image's row is written
+        seen_during_run.append(len(csv_rows((image_dir.parent / "out.csv").read_text())))
+        real_explain(predictor, path, prob_ai, target)
+    monkeypatch.setattr(classify, "_write_explanation", spy)
+    status, _, _ = run(capsys, "./images/REAL", "--model", tiny_model_path, "--output", "out.csv",
+                       "--explain", "overlays", "--batch-size", "2")
+    assert status == 0 and seen_during_run == [1, 2, 3, 4]
+
+
+def test_unwritable_explain_folder_is_a_one_line_error(image_dir, tiny_model_path, capsys):
+    (image_dir.parent / "taken").write_text("a file where the folder should go")
+    status, out, err = run(capsys, "./images/", "--model", tiny_model_path, "--explain", "taken/overlays")
+    assert status == 1 and out == "" and err.startswith("error: ") and len(err.splitlines()) == 1

@@ -117,6 +117,34 @@ def test_bad_sources_get_one_line_errors(tmp_path, make, message):
     assert "\n" not in str(error.value) and "expected" in str(error.value)
 
 
+def test_prepare_refuses_a_data_folder_that_overlaps_the_source(tmp_path):
+    source = _make_folder_source(tmp_path / "download")
+    before = sorted(p.relative_to(source) for p in source.rglob("*"))
+    for data_dir in (source, source / "prepared", tmp_path):
+        with pytest.raises(data.DataError, match="overlaps the source"):
+            data.prepare(source, data_dir, progress=False)
+    assert sorted(p.relative_to(source) for p in source.rglob("*")) == before
+
+
+def test_a_truncated_tar_is_a_one_line_error_and_writes_nothing(tmp_path):
+    source = tmp_path / "tars"
+    source.mkdir()
+    for split in ("train", "test"):
+        for class_name in CLASS_NAMES:
+            with tarfile.open(source / f"{split}-{class_name}.tar", "w") as archive:
+                for i in range(3):
+                    payload = _jpeg(i)
+                    info = tarfile.TarInfo(f"{split}/{class_name}/{i}.jpg")
+                    info.size = len(payload)
+                    archive.addfile(info, io.BytesIO(payload))
+    whole = (source / "test-FAKE.tar").read_bytes()
+    (source / "test-FAKE.tar").write_bytes(whole[: len(whole) // 3])
+    with pytest.raises(data.DataError, match="cannot read the tar source") as error:
+        data.prepare(source, tmp_path / "data", progress=False)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "data").exists()
+
+
 def test_list_split_uses_pinned_class_order_and_balanced_limit(tmp_path):
     source = _make_folder_source(tmp_path / "src")
     data.prepare(source, tmp_path / "data", 0.2, 1, progress=False)

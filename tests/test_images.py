@@ -1,6 +1,5 @@
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +62,10 @@ def test_training_pipeline_and_serving_see_identical_pixels(sample_dir):
         batch, _ = next(iter(make_dataset(paths, [1] * 4, image_size=size, batch_size=4)))
         served = np.stack([resize_to_model(images.load_rgb(p), size).numpy() for p in paths])
         np.testing.assert_array_equal(batch.numpy(), served.astype(np.float32))
+
+
+def test_a_decoder_bug_is_an_error_message_not_a_crash(monkeypatch):
+    def broken_decoder(*_args, **_kwargs):
+        raise RuntimeError("bug inside the decoder")
+    monkeypatch.setattr(images.Image, "open", broken_decoder)
+    assert images.try_load_rgb(b"any bytes") == (None, "cannot decode image: RuntimeError")

@@ -1,5 +1,4 @@
 """Interrupted work: a killed training run resumes, a killed save never corrupts the model."""
-import io
 import json
 import os
 import signal

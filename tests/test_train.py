@@ -63,6 +63,25 @@ def test_stop_callback_resets_when_validation_recovers():
     assert callback.stopped_epoch is None and model.epoch_weights == 3
 
 
+def test_stop_callback_keeps_the_best_epoch_from_before_a_resume(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    best_path = tmp_path / "best.weights.h5"
+    killed = StopTrainingOnValidationLoss(patience=5, best_path=best_path)
+    killed.set_model(model)
+    killed.on_epoch_end(0, {"loss": 1.0, "val_loss": 0.5})
+    best = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1 for w in best])          # epoch 1 trains on, then the process dies
+
+    resumed = StopTrainingOnValidationLoss(patience=5, best_path=best_path, resume=True)
+    resumed.set_model(model)
+    resumed.on_epoch_end(1, {"loss": 0.9, "val_loss": 0.6})        # worse than before the kill
+    resumed.on_train_end()
+    for mine, expected in zip(model.get_weights(), best):
+        np.testing.assert_array_equal(mine, expected)
+    fresh = StopTrainingOnValidationLoss(patience=5, best_path=best_path)    # not resuming
+    assert fresh.best_val_loss == float("inf")
+
+
 @pytest.fixture(scope="module")
 def sample_data(sample_dir, tmp_path_factory):
     """data/ prepared from the 100 sample images (used as both train and test source)."""
@@ -94,14 +113,21 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     model = load_model(run_dir / "model.keras")
     probabilities = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
-    # the saved file, evaluated from disk, scores like the in-memory model did (float16 weights)
+    # metrics.json describes the saved file as users run it: `evaluate` on it gives the same numbers
     from_disk = tmp_path / "reports" / "from-disk.json"        # its folder does not exist yet
     assert model_training.main(["evaluate", "--model", str(run_dir), "--data-dir", str(sample_data),
                                 "--output", str(from_disk)]) == 0
     reloaded = json.loads(from_disk.read_text())
     assert reloaded["images"] == 100 and reloaded["model"] == str(run_dir / "model.keras")
-    assert reloaded["auc"] == pytest.approx(metrics["auc"], abs=0.02)
-    assert reloaded["loss"] == pytest.approx(metrics["loss"], rel=0.02)
+    assert metrics["mirror_averaged"] is reloaded["mirror_averaged"] is True
+    assert reloaded["confusion_matrix"] == metrics["confusion_matrix"]
+    assert reloaded["auc"] == pytest.approx(metrics["auc"], abs=1e-6)
+    assert reloaded["loss"] == pytest.approx(metrics["loss"], rel=1e-5)
+    single_view = tmp_path / "single-view.json"
+    assert model_training.main(["evaluate", "--model", str(run_dir), "--data-dir", str(sample_data),
+                                "--no-mirror", "--output", str(single_view)]) == 0
+    single = json.loads(single_view.read_text())
+    assert single["mirror_averaged"] is False and single["loss"] != pytest.approx(metrics["loss"], rel=1e-5)
     # a second run of the same name keeps the first model and writes beside it
     again = train(settings, log=lambda *_: None)
     assert again != run_dir and (run_dir / "model.keras").exists()
@@ -121,3 +147,25 @@ def test_training_can_continue_from_a_saved_model(tiny_settings, tiny_model_path
         np.testing.assert_array_equal(mine, saved)
     with pytest.raises(ModelError, match="architecture"):
         initial_model(dataclasses.replace(tiny_settings, dense_units=16, init_from=str(tiny_model_path)))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--max-train-images", "1"], "--max-train-images must be 0 (all) or at least 2, got 1"),
+    (["--final-lr", "0"], "learning rates must be positive"),
+    (["--gpu-memory", "lots"], "--gpu-memory must be 'growth' or a number of MiB"),
+])
+def test_training_cli_refuses_bad_settings_before_any_work(flags, message, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        model_training.main(["train", "--data-dir", str(tmp_path / "none"), *flags])
+    assert stop.value.code == 2
+    assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_settings_of_every_shipped_run_are_still_valid():
+    from pathlib import Path
+    paths = sorted(Path(__file__).resolve().parent.parent.glob("models/default/**/settings.json"))
+    assert len(paths) == 3                          # the shipped model's three training stages
+    for path in paths:
+        assert Settings.from_json_file(path).backbone == "resnet101"   # a check would raise here
