@@ -69,3 +69,9 @@ def test_a_decoder_bug_is_an_error_message_not_a_crash(monkeypatch):
         raise RuntimeError("bug inside the decoder")
     monkeypatch.setattr(images.Image, "open", broken_decoder)
     assert images.try_load_rgb(b"any bytes") == (None, "cannot decode image: RuntimeError")
+
+
+def test_readme_table_is_the_one_the_cases_print():
+    from tests.bad_inputs import markdown_table
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "rerun `python tests/bad_inputs.py` and paste it into README"
