@@ -7,6 +7,7 @@ Folders are searched recursively for .jpg .jpeg .png .webp .bmp; rows come in so
 Exit status 0 when at least one image was classified.
 """
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -80,39 +81,40 @@ def main(argv=None) -> int:
         print(f"error: no image files found in {', '.join(args.paths)}"
               + (f" (shard {args.shard[0]}/{args.shard[1]} is empty)" if every_file else ""), file=sys.stderr)
         return 1
-    as_json = bool(args.output) and Path(args.output).suffix.lower() == ".json"
-    try:
-        predictor = Predictor.load(args.model, args.mirror)
-        for folder in filter(None, [args.output and Path(args.output).parent, args.explain]):
-            Path(folder).mkdir(parents=True, exist_ok=True)                 # fail now, not after the run
-        # CSV rows are written as they come, so a killed run keeps what it did; JSON at the end
-        if as_json:
-            stream = None
-        else:
-            stream = open(args.output, "w", newline="") if args.output else sys.stdout
-    except (ModelError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    json_output = args.output and results.is_json(args.output)
+    with contextlib.ExitStack() as stack:
+        try:
+            predictor = Predictor.load(args.model, args.mirror)
+            if args.output:                                     # fail now, not after the run
+                Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+            if args.explain:
+                Path(args.explain).mkdir(parents=True, exist_ok=True)
+            # CSV rows are written as they come, so a stopped run keeps what it did; JSON at the end
+            csv_rows = None
+            if not json_output:
+                stream = stack.enter_context(open(args.output, "w", newline="")) if args.output else sys.stdout
+                csv_rows = results.csv_writer(stream)
+        except (ModelError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
 
-    writer = results.csv_writer(stream) if stream else None
-    kept, total, classified = [], 0, 0
-    for position, result in enumerate(batch.classify_files(predictor, files, args.batch_size,
-                                                            args.threshold, args.uncertain_band), first):
-        total, classified = total + 1, classified + (not result.error)
-        if writer:
-            writer.writerow(results.to_row(result))
-            stream.flush()
-        else:
-            kept.append(result)
-        if args.explain and not result.error:
-            _write_explanation(predictor, result.name, result.prob_ai,
-                               _overlay_path(Path(args.explain), position, result.name))
-    if as_json:
-        results.write(kept, args.output)
-    elif stream is not sys.stdout:
-        stream.close()
+        done, classified = [], 0
+        for position, result in enumerate(batch.classify_files(predictor, files, args.batch_size,
+                                                                args.threshold, args.uncertain_band), first):
+            if not result.error:
+                classified += 1
+            if csv_rows is not None:
+                csv_rows.writerow(results.to_row(result))
+                stream.flush()
+            else:
+                done.append(result)
+            if args.explain and not result.error:
+                _write_explanation(predictor, result.name, result.prob_ai,
+                                   _overlay_path(Path(args.explain), position, result.name))
+    if json_output:
+        results.write(done, args.output)
     if not classified:
-        print(f"error: none of the {total} files could be classified (see the error column)",
+        print(f"error: none of the {len(files)} files could be classified (see the error column)",
               file=sys.stderr)
         return 1
     return 0

@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     export.add_argument("--model", help="a .keras file or a run folder (default: the project's default model)")
     export.add_argument("--out", required=True,
                         help="output folder; TensorFlow Serving expects <base>/<model name>/<version>")
+    export.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve each image averaged with its mirror, as the app does (default: yes)")
     args = parser.parse_args(argv)
 
     if args.command is None:
@@ -85,7 +87,7 @@ def main(argv=None) -> int:
         from aidetect.model import ModelError
         from aidetect.predict import resolve_model_path
         try:
-            print(f"wrote {export_saved_model(resolve_model_path(args.model), args.out)}")
+            print(f"wrote {export_saved_model(resolve_model_path(args.model), args.out, args.mirror)}")
         except ModelError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

@@ -14,7 +14,7 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Tuple, Union
 
 import numpy as np
 from tqdm import tqdm
@@ -119,9 +119,10 @@ def _validation_names(items: List[Tuple[str, str]], fraction: float, seed: int) 
     return {name for digest in chosen for name in by_hash[digest]}
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, content: Union[bytes, str]) -> None:
+    """A process killed mid-write leaves the previous file (or none), never half of one."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(data)
+    temporary.write_bytes(content.encode() if isinstance(content, str) else content)
     os.replace(temporary, path)
 
 
@@ -130,8 +131,8 @@ def _check_separate(source, data_dir) -> None:
     (e.g. --source data with the default --data-dir data would shrink train on every run)."""
     source, data_dir = Path(source).resolve(), Path(data_dir).resolve()
     if source.is_dir() and (source == data_dir or source in data_dir.parents or data_dir in source.parents):
-        raise DataError(f"the data folder {data_dir} overlaps the source {source}; "
-                        "pass a --data-dir outside the source (the source is only read)")
+        raise DataError(f"the data folder {data_dir} overlaps the source {source}; pass a --data-dir "
+                        "outside the source (prepare deletes files that do not belong in the data folder)")
 
 
 def prepare(source, data_dir="data", validation_fraction: float = VALIDATION_FRACTION, seed: int = 42,
@@ -158,7 +159,8 @@ def prepare(source, data_dir="data", validation_fraction: float = VALIDATION_FRA
                 continue
             content[(record.split, record.class_name)][record.name] = (hashlib.sha256(data).hexdigest(), data)
     except (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
-        raise DataError(f"{source}: cannot read the {kind} source ({error}); download it again") from None
+        again = "check its files" if kind == "folder" else "download it again"
+        raise DataError(f"{source}: cannot read the {kind} source ({error}); {again}") from None
 
     plan: Dict[Tuple[str, str], Dict[str, Tuple[str, bytes]]] = {}
     for class_name in CLASS_NAMES:
@@ -178,7 +180,7 @@ def prepare(source, data_dir="data", validation_fraction: float = VALIDATION_FRA
         for name, (_, data) in files.items():
             target = folder / name
             if not (target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data):
-                _write_atomically(target, data)
+                write_atomically(target, data)
                 written += 1
 
     hashes = {key: {h for h, _ in files.values()} for key, files in plan.items()}

@@ -58,7 +58,6 @@ class Predictor:
     def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True):
         self.model = model
         self.model_path = model_path
-        self.mirror = mirror
         self.image_size = model_image_size(model)
         self._forward = tf.function(self._mirror_averaged if mirror else self._one_view, reduce_retracing=True)
 

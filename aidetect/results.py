@@ -41,9 +41,14 @@ def to_json(results: Iterable[Result]) -> str:
     return json.dumps(rows, indent=1)
 
 
+def is_json(path) -> bool:
+    """Output files named .json get JSON; any other name gets CSV."""
+    return Path(path).suffix.lower() == ".json"
+
+
 def write(results: List[Result], path) -> Path:
     """.json -> JSON list of objects; anything else -> CSV."""
     path = Path(path)
-    text = to_json(results) if path.suffix.lower() == ".json" else to_csv(results)
+    text = to_json(results) if is_json(path) else to_csv(results)
     path.write_text(text)
     return path

@@ -57,11 +57,15 @@ class Settings:
             value = getattr(self, name)
             if value < 0 or value == 1:         # a class-balanced subset needs one image per class
                 problems.append(f"--{name.replace('_', '-')} must be 0 (all) or at least 2, got {value}")
-        if not (self.initial_lr > 0 and self.final_lr > 0):
-            problems.append(f"learning rates must be positive, got {self.initial_lr} and {self.final_lr}")
+        for name in ("initial_lr", "final_lr"):
+            if not getattr(self, name) > 0:
+                problems.append(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+        for name in ("noise_stddev", "l1", "l2", "early_stopping_min_delta"):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.gpu_memory != "growth" and not self.gpu_memory.isdigit():
+        if self.gpu_memory != "growth" and not (self.gpu_memory.isdigit() and int(self.gpu_memory) > 0):
             problems.append(f"--gpu-memory must be 'growth' or a number of MiB, got {self.gpu_memory!r}")
         if problems:
             raise ValueError("; ".join(problems))

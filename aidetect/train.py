@@ -20,6 +20,7 @@ from .settings import Settings
 
 SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
 GRAPHS_DIR = "graphs"
+BEST_WEIGHTS_FILE = "best.weights.h5"     # and best.weights.h5.json, while a run can be resumed
 
 
 # ---------------------------------------------------------------- optimiser and metrics
@@ -72,8 +73,11 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
         self.best_weights = None
         self.epochs_over = 0
         self.stopped_epoch = None
-        if resume and best_path is not None and best_path.is_file() and self._loss_path().is_file():
-            self.best_val_loss = json.loads(self._loss_path().read_text())["val_loss"]
+        if resume and best_path is not None and best_path.is_file():
+            try:
+                self.best_val_loss = json.loads(self._loss_path().read_text())["val_loss"]
+            except (OSError, ValueError, KeyError):     # absent or cut short: no best epoch yet
+                pass
 
     def _loss_path(self) -> Path:
         return self.best_path.with_name(self.best_path.name + ".json")
@@ -90,7 +94,8 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
                 temporary = Path(str(self.best_path) + ".tmp.weights.h5")
                 self.model.save_weights(temporary)
                 os.replace(temporary, self.best_path)
-                self._loss_path().write_text(json.dumps({"epoch": epoch + 1, "val_loss": float(val_loss)}))
+                best = {"epoch": epoch + 1, "val_loss": float(val_loss)}
+                data.write_atomically(self._loss_path(), json.dumps(best))
         self.epochs_over = self.epochs_over + 1 if val_loss > loss else 0
         if self.epochs_over >= self.patience:
             self.stopped_epoch = epoch
@@ -101,6 +106,9 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
         elif self.best_val_loss < math.inf:     # the best epoch came before a resume
             self.model.load_weights(self.best_path)
+        if self.best_path is not None:          # the run is over (its backup is gone too)
+            for path in (self.best_path, self._loss_path()):
+                path.unlink(missing_ok=True)
 
 
 class JsonHistory(keras.callbacks.Callback):
@@ -122,17 +130,16 @@ class JsonHistory(keras.callbacks.Callback):
         row.update(epoch_seconds=seconds, train_images_per_second=self.train_images / seconds)
         for key, value in row.items():
             self.history.setdefault(key, [math.nan] * epoch).append(value)
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        temporary.write_text(json.dumps(self.history, indent=1))
-        os.replace(temporary, self.path)
+        data.write_atomically(self.path, json.dumps(self.history, indent=1))
 
 
 def make_callbacks(settings: Settings, run_dir: Path, train_images: int):
     return [
+        # before the backup: a run killed between the two saves repeats the epoch, never loses its best
+        StopTrainingOnValidationLoss(settings.stop_patience, run_dir / BEST_WEIGHTS_FILE,
+                                     resume=(run_dir / "backup").exists()),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
-        StopTrainingOnValidationLoss(settings.stop_patience, run_dir / "best.weights.h5",
-                                     resume=(run_dir / "backup").exists()),
         # only stops: the callback above alone decides which weights the run keeps
         keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=settings.early_stopping_min_delta,
                                       patience=settings.early_stopping_patience),
@@ -237,7 +244,7 @@ def train(settings: Settings, log=print) -> Path:
         mean_train_images_per_second=float(np.nanmean(history.get("train_images_per_second", [np.nan]))),
         epochs_to_seed_accuracy_on_validation=epochs_to_reach(history, "val_accuracy", SEED_ACCURACY),
     )
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    data.write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     log(evaluate.format_summary(metrics))
     log(f"saved {run_dir / MODEL_FILE} ({(run_dir / MODEL_FILE).stat().st_size / 2**20:.1f} MiB)")
     try:                                    # the same plots as plot_metrics.py, beside the model

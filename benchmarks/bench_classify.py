@@ -139,10 +139,10 @@ def main() -> None:
     for name in methods:
         print(f"{name:22s} {len(seconds[name]):6d} {min(seconds[name]):8.2f} "
               f"{count / min(seconds[name]):8.1f} {max(memory[name]):9.1f}")
-    pipeline, naive, raw, mirrored = (count / min(seconds[name]) for name in methods)
+    pipeline, naive, raw, mirrored_rate = (count / min(seconds[name]) for name in methods)
     print(f"pipeline / naive loop:  {pipeline / naive:5.1f}x  (target >= 5x)")
     print(f"pipeline / raw predict: {pipeline / raw:5.0%}  (target >= 80%)")
-    print(f"mirror-averaged / single pipeline: {mirrored / pipeline:5.0%}")
+    print(f"mirror-averaged / single pipeline: {mirrored_rate / pipeline:5.0%}")
     difference = np.abs(outputs["classify.py pipeline"] - outputs["raw predict"]).max()
     print(f"largest |P(AI) pipeline - raw predict|: {difference:.2e}")
 

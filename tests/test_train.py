@@ -72,14 +72,15 @@ def test_stop_callback_keeps_the_best_epoch_from_before_a_resume(tmp_path):
     best = [w.copy() for w in model.get_weights()]
     model.set_weights([w + 1 for w in best])          # epoch 1 trains on, then the process dies
 
+    assert StopTrainingOnValidationLoss(best_path=best_path).best_val_loss == float("inf")  # a new run
     resumed = StopTrainingOnValidationLoss(patience=5, best_path=best_path, resume=True)
+    assert resumed.best_val_loss == 0.5
     resumed.set_model(model)
     resumed.on_epoch_end(1, {"loss": 0.9, "val_loss": 0.6})        # worse than before the kill
     resumed.on_train_end()
     for mine, expected in zip(model.get_weights(), best):
         np.testing.assert_array_equal(mine, expected)
-    fresh = StopTrainingOnValidationLoss(patience=5, best_path=best_path)    # not resuming
-    assert fresh.best_val_loss == float("inf")
+    assert not best_path.exists()                    # the run is over: nothing left to resume
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,8 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert sum(metrics["confusion_matrix"].values()) == 100
     assert metrics["data_counts"] == {"train": 80, "validation": 20, "test": 100}
     assert (run_dir / "graphs" / "overview.png").stat().st_size > 10_000   # plot_metrics.py's plots
-    assert not (run_dir / "backup").exists()         # a finished run leaves no backup behind
+    assert sorted(p.name for p in run_dir.iterdir()) == [   # nothing left for resuming a finished run
+        "graphs", "history.json", "metrics.json", "model.keras", "settings.json"]
     model = load_model(run_dir / "model.keras")
     probabilities = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -153,7 +155,8 @@ def test_training_can_continue_from_a_saved_model(tiny_settings, tiny_model_path
     (["--epochs", "0"], "--epochs must be at least 1, got 0"),
     (["--batch-size", "0"], "--batch-size must be at least 1"),
     (["--max-train-images", "1"], "--max-train-images must be 0 (all) or at least 2, got 1"),
-    (["--final-lr", "0"], "learning rates must be positive"),
+    (["--final-lr", "0"], "--final-lr must be positive, got 0.0"),
+    (["--l2", "-1"], "--l2 must be 0 or more"),
     (["--gpu-memory", "lots"], "--gpu-memory must be 'growth' or a number of MiB"),
 ])
 def test_training_cli_refuses_bad_settings_before_any_work(flags, message, capsys, tmp_path):
@@ -168,4 +171,4 @@ def test_settings_of_every_shipped_run_are_still_valid():
     paths = sorted(Path(__file__).resolve().parent.parent.glob("models/default/**/settings.json"))
     assert len(paths) == 3                          # the shipped model's three training stages
     for path in paths:
-        assert Settings.from_json_file(path).backbone == "resnet101"   # a check would raise here
+        Settings.from_json_file(path)               # raises ValueError if a check refuses it
