@@ -14,7 +14,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")     # keep TensorFlow's start-up noise off stderr
 
-from aidetect.labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict  # noqa: E402
+from aidetect.labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision  # noqa: E402
 
 
 def _shard(text: str):
@@ -48,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     try:
-        verdict(0.0, args.threshold, args.uncertain_band)      # the label code's own range checks
+        check_decision(args.threshold, args.uncertain_band)
     except ValueError as error:
         parser.error(str(error))
     return args

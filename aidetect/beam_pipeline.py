@@ -15,7 +15,7 @@ from apache_beam.io import fileio
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from . import images, results
-from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict
+from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision
 from .predict import Predictor, Result, resolve_model_path
 
 HEADER = ",".join(results.COLUMNS)
@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args, beam_args = parser.parse_known_args(argv)
     try:
-        verdict(0.0, args.threshold, args.uncertain_band)      # the label code's own range checks
+        check_decision(args.threshold, args.uncertain_band)
     except ValueError as error:
         parser.error(str(error))
     with beam.Pipeline(options=PipelineOptions(beam_args)) as pipeline:

@@ -33,16 +33,21 @@ class Verdict:
     confidence: float    # probability of the label that was given (max(p, 1-p) when uncertain)
 
 
+def check_decision(threshold: float, uncertain_band: float) -> None:
+    """ValueError with a one-line reason unless 0 <= threshold <= 1 and uncertain_band >= 0."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if uncertain_band < 0:
+        raise ValueError(f"uncertain band must be >= 0, got {uncertain_band}")
+
+
 def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD,
             uncertain_band: float = DEFAULT_UNCERTAIN_BAND) -> Verdict:
     """Turn the probability of "AI-generated" into a label.
 
     Inside [threshold - band, threshold + band] (band > 0) the answer is "Uncertain".
     """
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
-    if uncertain_band < 0:
-        raise ValueError(f"uncertain band must be >= 0, got {uncertain_band}")
+    check_decision(threshold, uncertain_band)
     p = float(prob_ai)
     if uncertain_band > 0 and abs(p - threshold) <= uncertain_band:
         return Verdict(UNCERTAIN_LABEL, p, max(p, 1.0 - p))
