@@ -1,0 +1,72 @@
+"""How the model fares when test images are changed the way images are changed in real life.
+
+Each change is applied to the decoded test images (PIL), then the images go through the same
+path as an upload to the web app (Predictor: resize to the model's size, mirror averaging). Prints
+accuracy, AUC, and per class how often it is right, so you see which way each change pushes it.
+
+    python benchmarks/robustness.py --model models/default/model.keras --images 2000
+"""
+import argparse
+import io
+import sys
+from pathlib import Path
+from typing import Callable, Dict
+
+import numpy as np
+from PIL import Image, ImageEnhance, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from any folder
+
+from aidetect import data, evaluate, images                         # noqa: E402
+from aidetect.labels import FAKE_INDEX, REAL_INDEX                  # noqa: E402
+from aidetect.predict import Predictor                              # noqa: E402
+
+
+def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
+    def change(image: Image.Image) -> Image.Image:
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return change
+
+
+CHANGES: Dict[str, Callable[[Image.Image], Image.Image]] = {
+    "none": lambda image: image,
+    "JPEG quality 90": jpeg(90),
+    "JPEG quality 75": jpeg(75),
+    "JPEG quality 50": jpeg(50),
+    "upscaled to 256 px (bicubic)": lambda image: image.resize((256, 256), Image.BICUBIC),
+    "Gaussian blur, radius 0.5 px": lambda image: image.filter(ImageFilter.GaussianBlur(0.5)),
+    "sharpened": lambda image: image.filter(ImageFilter.SHARPEN),
+    "brightness +20 %": lambda image: ImageEnhance.Brightness(image).enhance(1.2),
+    "grayscale": lambda image: image.convert("L").convert("RGB"),
+    "mirrored": lambda image: image.transpose(Image.FLIP_LEFT_RIGHT),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="a .keras file or run folder (default: the default model)")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--images", type=int, default=2000, help="class-balanced test images (0 = all)")
+    parser.add_argument("--no-mirror", dest="mirror", action="store_false", help="one view per image")
+    args = parser.parse_args()
+
+    predictor = Predictor.load(args.model, args.mirror)
+    paths, labels = data.list_split(args.data_dir, "test", args.images)
+    originals = [Image.fromarray(images.load_rgb(path)) for path in paths]
+    print(f"{predictor.model_path} on {len(paths)} test images"
+          + (", each averaged with its mirror" if args.mirror else ", one view each"))
+    print(f"{'change':32s} {'accuracy':>9s} {'AUC':>7s} {'Real right':>11s} {'AI right':>9s}")
+    for name, change in CHANGES.items():
+        batch = np.stack([predictor.preprocess(np.asarray(change(image))) for image in originals])
+        prob_ai = np.concatenate([predictor.prob_ai_batch(batch[i:i + 256]) for i in range(0, len(batch), 256)])
+        metrics = evaluate.compute_metrics(labels, prob_ai)
+        said_fake = prob_ai >= metrics["threshold"]
+        real_right = np.mean(~said_fake[labels == REAL_INDEX])
+        fake_right = np.mean(said_fake[labels == FAKE_INDEX])
+        print(f"{name:32s} {metrics['accuracy']:9.4f} {metrics['auc']:7.4f} {real_right:11.3f} {fake_right:9.3f}")
+
+
+if __name__ == "__main__":
+    main()
