@@ -127,8 +127,9 @@ def show_model_note(predictor: Predictor) -> None:
             f"{predictor.image_size} CIFAR-10 photos (real) versus Stable Diffusion 1.4 images "
             f"(AI-generated); larger images are shrunk to that size first. {measured}")
     st.warning("Images from other generators (Midjourney, DALL·E, newer Stable Diffusion…) and "
-               "ordinary photo processing (filters, editing, compression) may fool it. Treat a "
-               "verdict as a hint, not as proof.")
+               "ordinary photo processing may fool it: in our tests blurred or resized AI images "
+               "were often called real, and sharpened real photos AI-generated. Treat a verdict "
+               "as a hint, not as proof.")
 
 
 def threshold_controls() -> Tuple[float, float]:

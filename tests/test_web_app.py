@@ -70,7 +70,7 @@ def test_each_upload_gets_verdict_confidence_and_heatmap(monkeypatch, ai_model_p
     assert list(summary["verdict"]) == ["AI-generated"] * 3
     assert len(page.get("download_button")) == 1
     assert "91.2%" in page.info[0].value and "Stable Diffusion 1.4" in page.info[0].value
-    assert "may fool it" in page.warning[0].value
+    assert "may fool it" in page.warning[0].value and "sharpened" in page.warning[0].value
 
 
 def test_unreadable_upload_gets_its_own_error_and_others_still_get_verdicts(
