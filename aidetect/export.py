@@ -5,7 +5,6 @@ Its "serving_default" signature (also the `serve` function) takes "image": float
 returns "output_0": the softmax over labels.CLASS_NAMES (REAL, FAKE); P(AI-generated) is column 1.
 By default each image is averaged with its mirror, as in the app (predict.mirror_averaged).
 """
-import functools
 import shutil
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import keras
 import tensorflow as tf
 
 from .model import load_model, model_image_size
-from .predict import mirror_averaged
+from .predict import forward
 
 
 def export_saved_model(model_path, out_dir, mirror: bool = True) -> Path:
@@ -23,7 +22,7 @@ def export_saved_model(model_path, out_dir, mirror: bool = True) -> Path:
     size = model_image_size(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", functools.partial(mirror_averaged, model) if mirror else model,
+    archive.add_endpoint("serve", forward(model, mirror),
                          input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32, name="image")])
     temporary = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(temporary, ignore_errors=True)

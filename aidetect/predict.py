@@ -2,6 +2,7 @@
 
 Shared by classify.py, the web app and the Beam pipeline so they preprocess and label alike.
 """
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -54,18 +55,17 @@ def mirror_averaged(model, batch: tf.Tensor) -> tf.Tensor:
     return (probs[:count] + probs[count:]) / 2
 
 
+def forward(model, mirror: bool = True):
+    """The callable that turns model inputs into class probabilities, as the app computes them."""
+    return functools.partial(mirror_averaged, model) if mirror else model
+
+
 class Predictor:
     def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True):
         self.model = model
         self.model_path = model_path
         self.image_size = model_image_size(model)
-        self._forward = tf.function(self._mirror_averaged if mirror else self._one_view, reduce_retracing=True)
-
-    def _one_view(self, batch):
-        return self.model(batch, training=False)
-
-    def _mirror_averaged(self, batch):
-        return mirror_averaged(self.model, batch)
+        self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
 
     @classmethod
     def load(cls, path=None, mirror: bool = True) -> "Predictor":
