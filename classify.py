@@ -30,8 +30,9 @@ def _shard(text: str):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    parser.add_argument("--model", help="a .keras file or a run folder (default: $AIDETECT_MODEL, "
-                                        "else models/default/model.keras)")
+    parser.add_argument("--model", help="a .keras file or a run folder, e.g. models/default for the "
+                                        "ResNet101 (default: $AIDETECT_MODEL, else the first shipped "
+                                        "model, models/compact)")
     parser.add_argument("--output", help="results.csv or results.json (default: CSV on stdout)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
@@ -42,7 +43,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="only the I-th (0-based) of N equal slices of the sorted file list, "
                              "e.g. a Kubernetes indexed job's $JOB_COMPLETION_INDEX/N")
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
-                        help="average each image with its mirror: +0.4 points accuracy, half the speed")
+                        help="average each image with its mirror (more accurate, half the speed; "
+                             "measured in the results docs)")
     parser.add_argument("--explain", metavar="DIR", help="also write a heatmap overlay PNG per image here")
     args = parser.parse_args(argv)
     if args.batch_size < 1:

@@ -11,6 +11,7 @@ import dataclasses
 import gc
 import re
 import sys
+from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import keras
@@ -21,7 +22,8 @@ from PIL import Image
 from aidetect import explain, images, results
 from aidetect.labels import AI_LABEL, DEFAULT_THRESHOLD, REAL_LABEL, UNCERTAIN_LABEL, predicted_index, verdict
 from aidetect.model import ModelError
-from aidetect.predict import DEFAULT_MODEL_PATH, MODEL_ENV_VAR, Predictor, Result, resolve_model_path
+from aidetect.predict import (MODEL_ENV_VAR, Predictor, Result, read_run_info, resolve_model_path,
+                              shipped_model_paths)
 
 PAGE_UNCERTAIN_BAND = 0.1       # the page asks for a human look near the threshold by default
 MAX_UNCERTAIN_BAND = 0.25
@@ -32,10 +34,10 @@ VERDICT_TEXT = {AI_LABEL: "AI-generated", REAL_LABEL: "Real",
 VERDICT_COLOUR = {AI_LABEL: "red", REAL_LABEL: "green", UNCERTAIN_LABEL: "orange"}
 HOW_TO_GET_A_MODEL = f"""
 To get a model, either
-- train one: `python model_training.py train` (it is saved under `models/<run>/`), then copy that
-  folder's `model.keras` to `{DEFAULT_MODEL_PATH}`, or
-- start the page with another model: `streamlit run web_app.py -- --model PATH`, or set the
-  environment variable `{MODEL_ENV_VAR}=PATH` (a `.keras` file or a run folder).
+- pick one of the shipped models in the sidebar (if this copy of the project has them), or
+- train one: `python model_training.py train --run-name mine` (saved as `models/mine/`), then start
+  the page with it: `streamlit run web_app.py -- --model models/mine`, or set the environment
+  variable `{MODEL_ENV_VAR}=PATH` (a `.keras` file or a run folder).
 """
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$])")
 
@@ -58,6 +60,27 @@ def model_path_from_command_line() -> str:
     parser.add_argument("--model")
     known, _ = parser.parse_known_args(sys.argv[1:])
     return str(resolve_model_path(known.model))
+
+
+def describe_model(path: str) -> str:
+    """'compact: compact CNN, 97.1 % on CIFAKE test' from the run folder's own records."""
+    info = read_run_info(path)
+    backbone = info.get("settings", {}).get("backbone")
+    accuracy = info.get("metrics", {}).get("accuracy")
+    details = [{"resnet101": "ResNet101", "compact": "compact CNN"}.get(backbone, backbone or "")]
+    if isinstance(accuracy, (int, float)):
+        details.append(f"{accuracy:.1%} on CIFAKE test")
+    name = Path(path).parent.name if Path(path).name == "model.keras" else Path(path).name
+    return f"{name}: {', '.join(d for d in details if d)}" if any(details) else name
+
+
+def choose_model() -> str:
+    """The sidebar's model picker: the page's start model first, then the shipped ones."""
+    start = model_path_from_command_line()
+    choices = [start] + [str(p) for p in shipped_model_paths() if p.resolve() != Path(start).resolve()]
+    with st.sidebar:
+        return st.selectbox("Model", choices, format_func=describe_model, key="model",
+                            help="Each model's measured accuracy is shown; the results docs compare them.")
 
 
 @st.cache_resource(show_spinner="Loading the model…")
@@ -97,19 +120,21 @@ def analyse(predictor: Predictor, name: str, data: bytes) -> Analysis:
 
 
 def analyse_uploads(predictor: Predictor, uploads) -> List[Analysis]:
-    """Analyse each upload once per session (progress bar when several are new); forget removed ones."""
-    done: Dict[str, Analysis] = st.session_state.setdefault("analyses", {})
-    for file_id in set(done) - {upload.file_id for upload in uploads}:
-        del done[file_id]
-    new = [upload for upload in uploads if upload.file_id not in done]
+    """Analyse each upload once per session and model (progress bar when several are new); forget
+    removed uploads and other models' answers."""
+    done: Dict[Tuple[str, str], Analysis] = st.session_state.setdefault("analyses", {})
+    keys = {(str(predictor.model_path), upload.file_id) for upload in uploads}
+    for key in set(done) - keys:
+        del done[key]
+    new = [upload for upload in uploads if (str(predictor.model_path), upload.file_id) not in done]
     progress = st.progress(0.0, text="Classifying…") if len(new) > 1 else None
     for count, upload in enumerate(new, start=1):
-        done[upload.file_id] = analyse(predictor, upload.name, upload.getvalue())
+        done[(str(predictor.model_path), upload.file_id)] = analyse(predictor, upload.name, upload.getvalue())
         if progress:
             progress.progress(count / len(new), text=f"Classified {count} of {len(new)} images")
     if progress:
         progress.empty()
-    return [done[upload.file_id] for upload in uploads]
+    return [done[(str(predictor.model_path), upload.file_id)] for upload in uploads]
 
 
 def relabel(result: Result, threshold: float, band: float) -> Result:
@@ -119,17 +144,26 @@ def relabel(result: Result, threshold: float, band: float) -> Result:
 
 
 def show_model_note(predictor: Predictor) -> None:
-    accuracy = predictor.run_info().get("metrics", {}).get("accuracy")
+    """What the answering model was trained on and how it measured, from its run folder's records."""
+    info = predictor.run_info()
+    accuracy = info.get("metrics", {}).get("accuracy")
     measured = (f"Its measured accuracy on the CIFAKE test set is **{accuracy:.1%}**."
                 if isinstance(accuracy, (int, float)) else
                 "Its test accuracy was not recorded (no metrics.json beside the model).")
-    st.info(f"**What this model knows.** It was trained on CIFAKE: small {predictor.image_size}×"
-            f"{predictor.image_size} CIFAR-10 photos (real) versus Stable Diffusion 1.4 images "
-            f"(AI-generated); larger images are shrunk to that size first. {measured}")
-    st.warning("Images from other generators (Midjourney, DALL·E, newer Stable Diffusion…) and "
-               "ordinary photo processing may fool it: in our tests blurred or resized AI images "
-               "were often called real, and sharpened real photos AI-generated. Treat a verdict "
-               "as a hint, not as proof.")
+    st.info(f"**What this model knows** (answering: {plain(describe_model(str(predictor.model_path)))}). "
+            f"It was trained on CIFAKE: small {predictor.image_size}×{predictor.image_size} CIFAR-10 "
+            f"photos (real) versus Stable Diffusion 1.4 images (AI-generated); larger images are shrunk "
+            f"to that size first. {measured}")
+    robustness = info.get("robustness", {})
+    if isinstance(robustness.get("worst_accuracy"), (int, float)):
+        processing = (f"Under ordinary photo processing (JPEG, blur, sharpening, resizing, brightness, "
+                      f"contrast, grey) its accuracy measured {robustness['mean_accuracy']:.1%} on average "
+                      f"and {robustness['worst_accuracy']:.1%} at worst ({robustness['worst_change']}).")
+    else:
+        processing = ("How it copes with ordinary photo processing (blur, resizing, sharpening…) was "
+                      "not measured for this model.")
+    st.warning(f"Images from other generators (Midjourney, DALL·E, newer Stable Diffusion…) may fool "
+               f"it. {processing} Treat a verdict as a hint, not as proof.")
 
 
 def threshold_controls() -> Tuple[float, float]:
@@ -178,7 +212,7 @@ def main() -> None:
     st.set_page_config(page_title="AI-generated or real?", page_icon="🔍")
     st.title("AI-generated or real?")
     try:
-        predictor = load_predictor(model_path_from_command_line())
+        predictor = load_predictor(choose_model())
     except ModelError as error:
         st.error(f"The detector has no usable model. {plain(str(error))}")
         st.markdown(HOW_TO_GET_A_MODEL)

@@ -60,11 +60,11 @@ MAX_SHIFT_FRACTION = 0.125              # 4 px of a 32 px image
 
 
 def online_augmentation(mode: str, seed: int = 42):
-    """Training-time layers for a Settings.augment mode, or None for "none".
+    """Batch-level training layers for a Settings.augment mode, or None for "none".
 
-    "shift-flip" moves images by whole pixels (nearest, reflected edges) and mirrors them: every
-    output pixel is an input pixel, so the generator's pixel-level traces survive. "full" is
-    augment_data.py's set, whose rotation, shear and zoom resample (blur) every pixel.
+    "shift-flip" (and "robust", whose per-image changes come from robust_change) moves images by
+    whole pixels (nearest, reflected edges) and mirrors them: every output pixel is an input pixel.
+    "full" is augment_data.py's set, whose rotation, shear and zoom resample (blur) every pixel.
     """
     import keras
 
@@ -79,6 +79,94 @@ def online_augmentation(mode: str, seed: int = 42):
                                        interpolation="nearest", seed=seed),
         keras.layers.RandomFlip("horizontal", seed=seed + 1),
     ], name="shift_flip")
+
+
+# ---------------------------------------------------------------- robust: what happens to photos
+# The changes an image meets on its way to a user, at the strengths drawn (the same for both
+# classes). Training on them keeps the verdict when a picture is blurred, re-saved or resized.
+ROBUST_CHANGES = ("blur", "jpeg", "downscale", "upscale", "sharpen", "brightness", "contrast", "grey")
+BLUR_SIGMA = (0.3, 1.0)                 # Gaussian blur, pixels
+JPEG_QUALITY = (40, 95)
+DOWNSCALE_SIZE = (16, 28)               # of a 32 px image: down to this many pixels, then back
+UPSCALE_SIZE = (64, 256)                # up (bicubic), then back through the app's own resize
+SHARPEN_AMOUNT = (0.5, 1.5)             # unsharp mask: image + amount x (image - blur(image, 1 px))
+BRIGHTNESS = (0.8, 1.2)                 # factor
+CONTRAST = (0.75, 1.25)                 # factor around the image's mean
+
+
+def _uniform(seed, bounds, dtype="float32"):
+    import tensorflow as tf
+    low, high = bounds
+    if dtype == "int32":
+        return tf.random.stateless_uniform([], seed, low, high + 1, dtype=tf.int32)
+    return tf.random.stateless_uniform([], seed, low, high)
+
+
+def _gaussian_blur(image, sigma):
+    """HxWx3 float -> the same, blurred with a separable 7-tap Gaussian (reflected edges)."""
+    import tensorflow as tf
+    taps = tf.range(-3.0, 4.0)
+    kernel = tf.exp(-0.5 * tf.square(taps / sigma))
+    kernel /= tf.reduce_sum(kernel)
+    padded = tf.pad(image[tf.newaxis], [[0, 0], [3, 3], [3, 3], [0, 0]], mode="REFLECT")
+    rows = tf.tile(tf.reshape(kernel, [7, 1, 1, 1]), [1, 1, 3, 1])
+    columns = tf.tile(tf.reshape(kernel, [1, 7, 1, 1]), [1, 1, 3, 1])
+    blurred = tf.nn.depthwise_conv2d(padded, rows, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(blurred, columns, [1, 1, 1, 1], "VALID")[0]
+
+
+def apply_change(name: str, image, seed):
+    """One of ROBUST_CHANGES applied to an HxWx3 uint8 image at a strength drawn from `seed` (a
+    stateless seed, shape [2]) -> HxWx3 uint8."""
+    import tensorflow as tf
+    from .preprocess import resize_to_model
+
+    size = image.shape[0] or tf.shape(image)[0]
+    pixels = tf.cast(image, tf.float32)
+
+    def draw(bounds, dtype="float32"):
+        return _uniform(seed, bounds, dtype)
+
+    def back(changed):
+        return tf.image.resize(changed, [size, size], method="bilinear", antialias=True)
+
+    if name == "blur":
+        changed = _gaussian_blur(pixels, draw(BLUR_SIGMA))
+    elif name == "jpeg":
+        changed = tf.cast(tf.image.adjust_jpeg_quality(image, draw(JPEG_QUALITY, "int32")), tf.float32)
+    elif name == "downscale":
+        to = draw(DOWNSCALE_SIZE, "int32")
+        changed = back(tf.image.resize(pixels, [to, to], method="bilinear", antialias=True))
+    elif name == "upscale":
+        to = draw(UPSCALE_SIZE, "int32")
+        large = tf.clip_by_value(tf.round(tf.image.resize(pixels, [to, to], method="bicubic")), 0, 255)
+        changed = tf.cast(resize_to_model(tf.cast(large, tf.uint8), size), tf.float32)
+    elif name == "sharpen":
+        changed = pixels + draw(SHARPEN_AMOUNT) * (pixels - _gaussian_blur(pixels, 1.0))
+    elif name == "brightness":
+        changed = pixels * draw(BRIGHTNESS)
+    elif name == "contrast":
+        mean = tf.reduce_mean(pixels, axis=[0, 1], keepdims=True)
+        changed = mean + (pixels - mean) * draw(CONTRAST)
+    elif name == "grey":
+        changed = tf.tile(tf.image.rgb_to_grayscale(pixels), [1, 1, 3])
+    else:
+        raise AugmentError(f"unknown change {name!r}: use one of {', '.join(ROBUST_CHANGES)}")
+    return tf.cast(tf.clip_by_value(tf.round(changed), 0, 255), tf.uint8)
+
+
+def robust_change(image, seed, probability: float = 0.5):
+    """One HxWx3 uint8 image -> the same size; with probability `probability` changed by one of
+    ROBUST_CHANGES (drawn uniformly). Same seed (shape [2]), same pixels."""
+    import tensorflow as tf
+
+    apply_seed, which_seed, strength_seed = tf.unstack(
+        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3))
+    which = tf.random.stateless_uniform([], which_seed, 0, len(ROBUST_CHANGES), dtype=tf.int32)
+    changed = tf.switch_case(which, [lambda name=name: apply_change(name, image, strength_seed)
+                                     for name in ROBUST_CHANGES])
+    apply = tf.random.stateless_uniform([], apply_seed) < probability
+    return tf.ensure_shape(tf.where(apply, changed, image), image.shape)
 
 
 # ---------------------------------------------------------------- offline: a folder of files

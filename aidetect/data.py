@@ -234,9 +234,14 @@ def load_image_op(path, image_size: int):
 
 
 def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool = False,
-                 augment: str = "none", seed: int = 42):
-    """Batches of (raw float32 pixels, one-hot labels); decoded once, then cached in memory."""
+                 augment: str = "none", seed: int = 42, robust_probability: float = 0.5):
+    """Batches of (raw float32 pixels, one-hot labels); decoded once, then cached in memory.
+
+    Training batches are reshuffled every epoch and augmented online (augment.py); "robust" changes
+    single images first (fresh, seeded draws every epoch), then shifts and mirrors whole batches.
+    """
     import tensorflow as tf
+    from .augment import robust_change
 
     autotune = tf.data.AUTOTUNE
     dataset = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels)))
@@ -244,6 +249,11 @@ def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool
     dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    if training and augment == "robust":
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda pair, s: (robust_change(pair[0], s, robust_probability), pair[1]),
+            num_parallel_calls=autotune)
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, len(CLASS_NAMES))),
                           num_parallel_calls=autotune)

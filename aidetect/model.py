@@ -1,7 +1,10 @@
-"""Build the classifier (the seed's head on ResNet101) and save/load slim model files.
+"""Build the classifier (the seed's head on a backbone) and save/load slim model files.
 
 Raw RGB pixels (0..255, float) go in; scaling happens in the first layer, so training and serving
 cannot disagree. The output is the softmax over labels.CLASS_NAMES.
+
+Backbones: ResNet101 (bottleneck v1, as keras.applications builds it) with one of three stems, a
+compact CNN that keeps full resolution in its first block, and a tiny CNN for tests.
 """
 import json
 import os
@@ -36,10 +39,73 @@ def _tiny_backbone(x):
     return x
 
 
-def build_model(settings: Settings, dtype: str = "float32") -> keras.Model:
-    """dtype sets the weights' type of every layer but the softmax (float16 for slim files)."""
+def _compact_backbone(x):
+    """3 blocks of 2x (3x3 conv, batch norm, ReLU) + 2x2 max pool, 32/64/128 filters: the first
+    block sees every pixel at full resolution (32 px -> 32, 16, 8 cells)."""
+    for block, filters in enumerate((32, 64, 128), start=1):
+        for conv in (1, 2):
+            name = f"block{block}_conv{conv}"
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=name)(x)
+            x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+            x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+        x = keras.layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    return x
+
+
+# ResNet101: (stage name, bottleneck width, blocks, first stride), as in keras.applications
+RESNET101_STAGES = (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 23, 2), ("conv5", 512, 3, 2))
+# stem -> (first conv's stride, max pool kept); spatial size at conv2..conv5 for a 32 px input:
+#   imagenet 8, 4, 2, 1   pool-only 16, 8, 4, 2   cifar 32, 16, 8, 4
+STEM_LAYOUT = {"imagenet": (2, True), "pool-only": (1, True), "cifar": (1, False)}
+
+
+def _bottleneck(x, filters: int, stride: int, name: str, project: bool):
+    """keras.applications' residual_block_v1, with its layer names (explain.py and weight
+    transfer between stems rely on them)."""
+    batch_norm = dict(axis=3, epsilon=1.001e-5)
+    if project:
+        shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
+        shortcut = keras.layers.BatchNormalization(**batch_norm, name=f"{name}_0_bn")(shortcut)
+    else:
+        shortcut = x
+    x = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
+    x = keras.layers.BatchNormalization(**batch_norm, name=f"{name}_1_bn")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
+    x = keras.layers.BatchNormalization(**batch_norm, name=f"{name}_2_bn")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
+    x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
+    x = keras.layers.BatchNormalization(**batch_norm, name=f"{name}_3_bn")(x)
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def resnet101_backbone(x, stem: str = "imagenet"):
+    """ResNet101 without its top. The 7x7 stem kernel has the same shape for every stem, so
+    weights move between stems (training with --init-from)."""
+    if stem not in STEM_LAYOUT:
+        raise ValueError(f"unknown stem {stem!r}: use one of {', '.join(STEM_LAYOUT)}")
+    stride, pool = STEM_LAYOUT[stem]
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = keras.layers.Conv2D(64, 7, strides=stride, name="conv1_conv")(x)
+    x = keras.layers.BatchNormalization(axis=3, epsilon=1.001e-5, name="conv1_bn")(x)
+    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    if pool:
+        x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for stage, filters, blocks, first_stride in RESNET101_STAGES:
+        for block in range(1, blocks + 1):
+            x = _bottleneck(x, filters, first_stride if block == 1 else 1, f"{stage}_block{block}",
+                            project=block == 1)
+    return x
+
+
+def build_model(settings: Settings, dtype: str = "") -> keras.Model:
+    """dtype sets the policy of every layer but the softmax (float16 for slim files); by default
+    the settings' precision ("bfloat16" -> Keras' mixed_bfloat16: bfloat16 maths, float32 weights)."""
+    dtype = dtype or ("mixed_bfloat16" if settings.precision == "bfloat16" else "float32")
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype)   # the only way to reach the layers ResNet101 makes itself
+    keras.config.set_dtype_policy(dtype)
     try:
         return _build(settings)
     finally:
@@ -49,20 +115,18 @@ def build_model(settings: Settings, dtype: str = "float32") -> keras.Model:
 def _build(settings: Settings) -> keras.Model:
     inputs = keras.Input((settings.image_size, settings.image_size, 3), name=INPUT_NAME)
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
-    if settings.backbone == "resnet101":
-        # input_tensor keeps the ResNet layers flat in this model, so explain.py can reach them
-        backbone = keras.applications.ResNet101(weights=None, include_top=False, input_tensor=x)
-        x = backbone.output
-    elif settings.backbone == "tiny":
-        x = _tiny_backbone(x)
-    else:
-        raise ValueError(f"unknown backbone {settings.backbone!r}: use 'resnet101' or 'tiny'")
+    backbones = {"resnet101": lambda t: resnet101_backbone(t, settings.stem),
+                 "compact": _compact_backbone, "tiny": _tiny_backbone}
+    if settings.backbone not in backbones:
+        raise ValueError(f"unknown backbone {settings.backbone!r}: use one of {', '.join(backbones)}")
+    x = backbones[settings.backbone](x)
     x = keras.layers.GaussianNoise(settings.noise_stddev, seed=settings.seed, name="noise")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = keras.layers.Dense(settings.dense_units, activation="relu",
-                           kernel_initializer=keras.initializers.GlorotUniform(seed=settings.seed),
-                           kernel_regularizer=keras.regularizers.L1L2(l1=settings.l1, l2=settings.l2),
-                           name="dense")(x)
+    if settings.dense_units:
+        x = keras.layers.Dense(settings.dense_units, activation="relu",
+                               kernel_initializer=keras.initializers.GlorotUniform(seed=settings.seed),
+                               kernel_regularizer=keras.regularizers.L1L2(l1=settings.l1, l2=settings.l2),
+                               name="dense")(x)
     x = keras.layers.Dropout(settings.dropout, seed=settings.seed, name="dropout")(x)
     outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax", name=OUTPUT_NAME,
                                  dtype="float32")(x)

@@ -18,7 +18,11 @@ from .model import MODEL_FILE, load_model, model_file, model_image_size
 from .preprocess import resize_to_model
 
 MODEL_ENV_VAR = "AIDETECT_MODEL"
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "default" / MODEL_FILE
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# run folders shipped in git, in the page's picker order; the first is what every tool serves unless
+# told otherwise (the better one on the CIFAKE test split and under photo processing: docs/results.md)
+SHIPPED_MODELS = ("compact", "default")
+DEFAULT_MODEL_PATH = MODELS_DIR / SHIPPED_MODELS[0] / MODEL_FILE
 
 
 def default_model_path() -> Path:
@@ -29,6 +33,23 @@ def default_model_path() -> Path:
 def resolve_model_path(path=None) -> Path:
     """A .keras file or a run folder, else the default model -> the .keras file path."""
     return model_file(path or default_model_path())
+
+
+def shipped_model_paths() -> List[Path]:
+    """The .keras files of SHIPPED_MODELS that are present, in that order."""
+    return [path for path in (MODELS_DIR / name / MODEL_FILE for name in SHIPPED_MODELS) if path.is_file()]
+
+
+def read_run_info(model_path) -> Dict:
+    """metrics.json, settings.json and robustness.json (benchmarks/robustness.py --json) from a
+    model's run folder; a key is missing where its file is absent or unreadable."""
+    info = {}
+    for name in ("metrics", "settings", "robustness"):
+        try:
+            info[name] = json.loads((Path(model_path).parent / f"{name}.json").read_text())
+        except (OSError, ValueError):       # absent or unreadable: the caller shows less
+            pass
+    return info
 
 
 @dataclass(frozen=True)
@@ -47,8 +68,8 @@ class Result:
 def mirror_averaged(model, batch: tf.Tensor) -> tf.Tensor:
     """Class probabilities averaged over each image and its left-right mirror, in one batch.
 
-    The answer no longer depends on which way an image faces, and the shipped model gains 0.4
-    points of test accuracy for twice the compute (README, Results).
+    The answer no longer depends on which way an image faces, and accuracy gains for twice the
+    compute (measured in the results docs).
     """
     count = tf.shape(batch)[0]
     probs = model(tf.concat([batch, tf.reverse(batch, axis=[2])], axis=0), training=False)
@@ -75,15 +96,7 @@ class Predictor:
 
     def run_info(self) -> Dict:
         """metrics.json and settings.json from the model's run folder ({} where absent)."""
-        info = {}
-        if self.model_path is not None:
-            for name in ("metrics", "settings"):
-                file = Path(self.model_path).parent / f"{name}.json"
-                try:
-                    info[name] = json.loads(file.read_text())
-                except (OSError, ValueError):       # absent or unreadable: the caller shows less
-                    pass
-        return info
+        return read_run_info(self.model_path) if self.model_path is not None else {}
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """Decoded RGB uint8 -> the model's input (size x size x 3 float32, raw 0..255)."""

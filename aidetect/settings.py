@@ -2,11 +2,17 @@
 import argparse
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
-AUGMENT_MODES = ("none", "shift-flip", "full")   # online augmentation: aidetect/augment.py
+AUGMENT_MODES = ("none", "shift-flip", "robust", "full")   # online augmentation: aidetect/augment.py
+BACKBONES = ("resnet101", "compact", "tiny")                # aidetect/model.py
+STEMS = ("imagenet", "pool-only", "cifar")                  # ResNet101's first layers: model.py
+PRECISIONS = ("float32", "bfloat16")                        # bfloat16 = Keras "mixed_bfloat16"
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("polynomial", "cosine")
 
 
 @dataclass(frozen=True)
@@ -22,18 +28,32 @@ class Settings:
     max_eval_images: int = 0            # 0 = all; limits validation and test the same way
     augment: str = field(default="none", metadata={"choices": AUGMENT_MODES})
                                         # online, training only: "none", "shift-flip" (whole-pixel
-                                        # shifts + mirror) or "full" (augment_data.py's layers)
+                                        # shifts + mirror), "robust" (shift-flip, and on some images
+                                        # blur, JPEG, resizing, sharpening, brightness, contrast or
+                                        # grey) or "full" (augment_data.py's layers)
+    robust_probability: float = 0.5     # share of images that "robust" degrades (one change each)
     seed: int = 42
     # model (the seed's head on ResNet101)
-    backbone: str = "resnet101"         # "resnet101", or "tiny" (a small CNN for tests and smoke runs)
+    backbone: str = field(default="resnet101", metadata={"choices": BACKBONES})
+                                        # "compact": a 0.3 M-parameter CNN at full resolution;
+                                        # "tiny": a small CNN for tests and smoke runs
+    stem: str = field(default="imagenet", metadata={"choices": STEMS})
+                                        # ResNet101 only: "imagenet" (7x7 stride 2 + max pool:
+                                        # 32 px -> 8x8 at conv2), "pool-only" (stride 1 + pool: 16x16),
+                                        # "cifar" (stride 1, no pool: 32x32)
     noise_stddev: float = 0.1
-    dense_units: int = 1024
+    dense_units: int = 1024             # 0 = no hidden layer (softmax straight after pooling)
     dropout: float = 0.4
     l1: float = 0.0                     # the seed's 0.02/0.04 add ~1,000 to the initial loss (README)
     l2: float = 1e-4
     init_from: str = ""                 # "" = random; else a .keras model (or run folder) of the same
                                         # architecture to continue from, e.g. models/default
     # optimisation
+    optimizer: str = field(default="adam", metadata={"choices": OPTIMIZERS})
+    weight_decay: float = 1e-4          # adamw only (decoupled, on every weight)
+    schedule: str = field(default="polynomial", metadata={"choices": SCHEDULES})
+                                        # learning rate from initial_lr to final_lr over all epochs
+    label_smoothing: float = 0.0
     epochs: int = 6                     # the shipped model's run (README, Results)
     initial_lr: float = 1e-3            # measured: learns faster than the seed's 1e-4 (README)
     final_lr: float = 1e-5
@@ -42,6 +62,8 @@ class Settings:
     early_stopping_patience: int = 4
     early_stopping_min_delta: float = 0.001
     # hardware and output
+    precision: str = field(default="float32", metadata={"choices": PRECISIONS})
+                                        # bfloat16: mixed precision (float32 weights and softmax)
     gpu_memory: str = "growth"          # "growth" or a limit in MiB, e.g. "4096"; ignored on CPU
     float16_weights: bool = True        # ship the model with float16 weights (half the file size)
     verbose: int = 1                    # Keras fit verbosity: 1 progress bar, 2 one line per epoch
@@ -60,11 +82,20 @@ class Settings:
         for name in ("initial_lr", "final_lr"):
             if not getattr(self, name) > 0:
                 problems.append(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
-        for name in ("noise_stddev", "l1", "l2", "early_stopping_min_delta"):
+        for name in ("noise_stddev", "l1", "l2", "early_stopping_min_delta", "weight_decay"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
+        for name in ("robust_probability", "label_smoothing"):
+            if not 0 <= getattr(self, name) <= 1:
+                problems.append(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+        if self.dense_units < 0:
+            problems.append(f"--dense-units must be 0 or more, got {self.dense_units}")
+        for name in ("augment", "backbone", "stem", "precision", "optimizer", "schedule"):
+            choices = next(f for f in fields(self) if f.name == name).metadata["choices"]
+            if getattr(self, name) not in choices:
+                problems.append(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.gpu_memory != "growth" and not (self.gpu_memory.isdigit() and int(self.gpu_memory) > 0):
             problems.append(f"--gpu-memory must be 'growth' or a number of MiB, got {self.gpu_memory!r}")
         if problems:
@@ -81,8 +112,13 @@ class Settings:
 
     @classmethod
     def from_json_file(cls, path) -> "Settings":
+        """Settings of a saved run; keys this version does not know are dropped with a warning."""
         known = {f.name for f in fields(cls)}
         values = json.loads(Path(path).read_text())
+        unknown = sorted(set(values) - known)
+        if unknown:
+            warnings.warn(f"{path}: ignoring settings this version does not know: {', '.join(unknown)}",
+                          stacklevel=2)
         return cls(**{k: v for k, v in values.items() if k in known})
 
 

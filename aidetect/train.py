@@ -16,6 +16,7 @@ from .labels import CLASS_NAMES, POSITIVE_INDEX
 from .model import MODEL_FILE, ModelError, build_model, load_model, save_slim
 from .plots import PlotError, write_plots
 from .predict import Predictor
+from .record import RECORD_FILE, new_record
 from .settings import Settings
 
 SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
@@ -25,9 +26,21 @@ BEST_WEIGHTS_FILE = "best.weights.h5"     # and best.weights.h5.json, while a ru
 
 # ---------------------------------------------------------------- optimiser and metrics
 def learning_rate_schedule(settings: Settings, steps_per_epoch: int):
-    return keras.optimizers.schedules.PolynomialDecay(
-        settings.initial_lr, decay_steps=max(1, steps_per_epoch * settings.epochs),
-        end_learning_rate=settings.final_lr, power=settings.lr_power)
+    """initial_lr -> final_lr over the run: the seed's polynomial decay, or a cosine."""
+    steps = max(1, steps_per_epoch * settings.epochs)
+    if settings.schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(settings.initial_lr, steps,
+                                                      alpha=settings.final_lr / settings.initial_lr)
+    return keras.optimizers.schedules.PolynomialDecay(settings.initial_lr, decay_steps=steps,
+                                                      end_learning_rate=settings.final_lr,
+                                                      power=settings.lr_power)
+
+
+def make_optimizer(settings: Settings, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    rate = learning_rate_schedule(settings, steps_per_epoch)
+    if settings.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=settings.weight_decay)
+    return keras.optimizers.Adam(rate)
 
 
 class PositiveAUC(keras.metrics.AUC):
@@ -172,7 +185,7 @@ def initial_model(settings: Settings) -> keras.Model:
         start = load_model(settings.init_from)
         if [w.shape for w in start.weights] != [w.shape for w in model.weights]:
             raise ModelError(f"{settings.init_from} does not have this run's architecture "
-                             f"(backbone {settings.backbone}, {settings.image_size} px, "
+                             f"(backbone {settings.backbone}, stem {settings.stem}, {settings.image_size} px, "
                              f"{settings.dense_units} dense units)")
         model.set_weights(start.get_weights())
     return model
@@ -211,19 +224,22 @@ def train(settings: Settings, log=print) -> Path:
     run_dir = _new_run_dir(settings) if chief else _worker_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "settings.json").write_text(settings.to_json())
+    if chief:
+        data.write_atomically(run_dir / RECORD_FILE, json.dumps(new_record(settings), indent=2))
 
     batch = settings.batch_size         # the global batch: Keras splits it across replicas
     dataset = lambda p, y, training: shard_by_data(data.make_dataset(  # noqa: E731
         p, y, settings.image_size, batch, training=training, augment=settings.augment,
-        seed=settings.seed))
+        seed=settings.seed, robust_probability=settings.robust_probability))
     train_ds = dataset(train_paths, train_labels, True)
     val_ds = dataset(val_paths, val_labels, False)
     steps_per_epoch = math.ceil(len(train_paths) / batch)
 
     with strategy.scope():
         model = initial_model(settings)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(settings, steps_per_epoch)),
-                      loss="categorical_crossentropy", metrics=training_metrics())
+        model.compile(optimizer=make_optimizer(settings, steps_per_epoch),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+                      metrics=training_metrics())
     log(f"model: {model.count_params():,} parameters; run folder: {run_dir}")
     model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=settings.verbose,
               shuffle=False,        # make_dataset shuffles; Keras would only warn that it can't
@@ -237,6 +253,7 @@ def train(settings: Settings, log=print) -> Path:
                                    limit=settings.max_eval_images, seed=settings.seed)
     history = json.loads((run_dir / "history.json").read_text())
     metrics.update(
+        parameters=model.count_params(),
         image_size=settings.image_size,
         data_counts=counts,
         epochs_run=len(history.get("loss", [])),

@@ -1,7 +1,7 @@
 """Awkward and hostile image files, built on the fly, with the outcome the shared loader must give.
 
-`python tests/bad_inputs.py` prints the README's "bad input -> outcome" table from these cases
-(running the loader on each), and tests/test_images.py checks the README holds that exact table.
+`python tests/bad_inputs.py` prints docs/operations.md's "bad input -> outcome" table from these
+cases (running the loader on each), and tests/test_images.py checks the doc holds that exact table.
 """
 import io
 import struct

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aidetect.augment import (MAX_SHIFT_FRACTION, AugmentError, AugmentSettings, augment_folder,
-                              augmentation_layers, online_augmentation)
+from aidetect.augment import (MAX_SHIFT_FRACTION, ROBUST_CHANGES, AugmentError, AugmentSettings,
+                              apply_change, augment_folder, augmentation_layers, online_augmentation,
+                              robust_change)
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIES = 2
@@ -135,7 +136,7 @@ def test_shift_flip_moves_whole_pixels_and_keeps_their_values():
 
 def test_online_modes_none_and_unknown():
     assert online_augmentation("none") is None
-    with pytest.raises(AugmentError, match="none, shift-flip, full"):
+    with pytest.raises(AugmentError, match="none, shift-flip, robust, full"):
         online_augmentation("rotate")
 
 
@@ -145,3 +146,70 @@ def test_training_cli_refuses_an_unknown_augmentation_in_one_line(capsys):
         model_training.main(["train", "--augment", "rotate"])
     assert stop.value.code == 2
     assert "invalid choice: 'rotate'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- robust: per-image changes
+def _photo_like(seed: int = 0, size: int = 32) -> np.ndarray:
+    """A smooth gradient with fine texture: blur removes the texture, sharpening boosts it."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(40, 200, size)[None, :, None] + np.linspace(0, 30, size)[:, None, None]
+    return np.clip(ramp + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+
+
+def _detail(image) -> float:
+    """Mean absolute difference between neighbouring pixels: how much fine detail is left."""
+    pixels = np.asarray(image, dtype=np.float32)
+    return float(np.abs(np.diff(pixels, axis=1)).mean())
+
+
+def _seed(*values):
+    import tensorflow as tf
+    return tf.constant(values, tf.int64)
+
+
+def test_each_robust_change_does_what_its_name_says():
+    image = _photo_like()
+    out = {name: np.asarray(apply_change(name, image, _seed(3, 4))) for name in ROBUST_CHANGES}
+    for name, changed in out.items():
+        assert changed.shape == image.shape and changed.dtype == np.uint8, name
+        assert not np.array_equal(changed, image), name
+    for softer in ("blur", "downscale"):
+        assert _detail(out[softer]) < 0.7 * _detail(image), softer
+    assert _detail(out["sharpen"]) > 1.3 * _detail(image)
+    assert np.array_equal(out["grey"][..., 0], out["grey"][..., 2])
+    brightness_ratio = out["brightness"].astype(float).mean() / image.astype(float).mean()
+    assert 0.8 - 0.02 <= brightness_ratio <= 1.2 + 0.02 and abs(brightness_ratio - 1) > 0.001
+    assert abs(out["contrast"].astype(float).mean() - image.astype(float).mean()) < 2   # mean kept
+    with pytest.raises(AugmentError, match="unknown change 'swirl'"):
+        apply_change("swirl", image, _seed(0, 0))
+
+
+def test_robust_change_is_seeded_and_applies_to_the_chosen_share():
+    image = _photo_like(1)
+    first = [np.asarray(robust_change(image, _seed(i, 9), 0.5)) for i in range(60)]
+    again = [np.asarray(robust_change(image, _seed(i, 9), 0.5)) for i in range(60)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    changed = sum(not np.array_equal(out, image) for out in first)
+    assert 15 <= changed <= 45                       # about half of 60
+    assert all(np.array_equal(np.asarray(robust_change(image, _seed(i, 1), 0.0)), image) for i in range(10))
+    assert all(not np.array_equal(np.asarray(robust_change(image, _seed(i, 1), 1.0)), image) for i in range(10))
+
+
+def test_robust_training_batches_are_seeded_per_epoch_and_keep_the_layout(tmp_path):
+    from aidetect.data import make_dataset
+    paths = []
+    for index in range(8):
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(_photo_like(index)).save(path)
+        paths.append(str(path))
+
+    def epochs(dataset):
+        return [np.concatenate([x.numpy() for x, _ in dataset]) for _ in range(2)]
+
+    make = lambda: make_dataset(paths, [0, 1] * 4, 32, 4, training=True, augment="robust",  # noqa: E731
+                                seed=7, robust_probability=1.0)
+    first, again = epochs(make()), epochs(make())
+    assert first[0].shape == (8, 32, 32, 3) and first[0].dtype == np.float32
+    assert first[0].min() >= 0 and first[0].max() <= 255
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))     # same seed, same pixels
+    assert not np.array_equal(first[0], first[1])                       # new draws every epoch

@@ -71,7 +71,7 @@ def test_a_decoder_bug_is_an_error_message_not_a_crash(monkeypatch):
     assert images.try_load_rgb(b"any bytes") == (None, "cannot decode image: RuntimeError")
 
 
-def test_readme_table_is_the_one_the_cases_print():
+def test_operations_doc_table_is_the_one_the_cases_print():
     from tests.bad_inputs import markdown_table
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, "rerun `python tests/bad_inputs.py` and paste it into README"
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    assert markdown_table() in operations, "rerun `python tests/bad_inputs.py`, paste it into docs/operations.md"

@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from aidetect.model import ModelError, build_model, load_model, save_slim
+from aidetect.model import ModelError, build_model, load_model, resnet101_backbone, save_slim
 from aidetect.settings import Settings
 
 
@@ -26,6 +26,42 @@ def test_default_model_is_resnet101_with_the_seed_head_in_order(resnet):
     assert resnet.layers[-6].name == "conv5_block3_out"            # ResNet101's last block
     assert 44.6e6 < resnet.count_params() < 44.9e6
     assert resnet.input_shape == (None, 32, 32, 3)
+
+
+def test_imagenet_stem_is_exactly_keras_applications_resnet101():
+    inputs = keras.Input((32, 32, 3))
+    application = keras.applications.ResNet101(weights=None, include_top=False, input_tensor=inputs)
+    ours = keras.Model(inputs, resnet101_backbone(inputs, "imagenet"))
+    assert ours.count_params() == application.count_params() == 42_658_176
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in application.layers]
+    assert [w.shape for w in ours.weights] == [w.shape for w in application.weights]
+    ours.set_weights(application.get_weights())
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), application.predict(x, verbose=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("stem, sizes", [("imagenet", [8, 4, 2, 1]), ("pool-only", [16, 8, 4, 2]),
+                                         ("cifar", [32, 16, 8, 4])])
+def test_each_stem_gives_the_documented_sizes_and_the_same_weight_shapes(resnet, stem, sizes):
+    model = build_model(Settings(stem=stem))
+    assert [model.get_layer(f"conv{k}_block1_out").output.shape[1] for k in (2, 3, 4, 5)] == sizes
+    assert [w.shape for w in model.weights] == [w.shape for w in resnet.weights]   # weights move across
+
+
+def test_compact_backbone_keeps_full_resolution_in_its_first_block():
+    model = build_model(Settings(backbone="compact", dense_units=0, dropout=0.2))
+    assert model.count_params() == 288_610
+    assert model.get_layer("block1_conv2").output.shape[1:3] == (32, 32)
+    assert "dense" not in [layer.name for layer in model.layers]
+
+
+def test_bfloat16_precision_computes_in_bfloat16_with_a_float32_softmax(tiny_settings):
+    import dataclasses
+    model = build_model(dataclasses.replace(tiny_settings, precision="bfloat16"))
+    assert model.get_layer("tiny_conv1").compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in model.weights)                  # mixed: float32 weights
+    assert model.get_layer("prediction").compute_dtype == "float32"
+    assert model(np.zeros((1, 32, 32, 3), "float32")).dtype == "float32"
 
 
 def test_scaling_is_inside_the_model(resnet):

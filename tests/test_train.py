@@ -10,7 +10,8 @@ import model_training
 from aidetect import data
 from aidetect.model import ModelError, load_model
 from aidetect.settings import Settings
-from aidetect.train import StopTrainingOnValidationLoss, initial_model, learning_rate_schedule, train
+from aidetect.train import (StopTrainingOnValidationLoss, initial_model, learning_rate_schedule,
+                            make_optimizer, train)
 
 
 def test_learning_rate_decays_polynomially_over_all_steps():
@@ -19,6 +20,18 @@ def test_learning_rate_decays_polynomially_over_all_steps():
     assert float(schedule(500)) == pytest.approx((1e-4 - 1e-5) * 0.5 ** 2 + 1e-5)
     assert float(schedule(1000)) == pytest.approx(1e-5)
     assert float(schedule(5000)) == pytest.approx(1e-5)
+
+
+def test_cosine_schedule_and_adamw_are_options():
+    settings = Settings(epochs=10, initial_lr=1e-3, final_lr=1e-5, schedule="cosine", optimizer="adamw",
+                        weight_decay=5e-4)
+    schedule = learning_rate_schedule(settings, steps_per_epoch=100)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(500)) == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-4)     # half-way down
+    assert float(schedule(1000)) == pytest.approx(1e-5, rel=1e-4)
+    optimizer = make_optimizer(settings, 100)
+    assert isinstance(optimizer, keras.optimizers.AdamW) and optimizer.weight_decay == pytest.approx(5e-4)
+    assert type(make_optimizer(Settings(), 100)) is keras.optimizers.Adam          # the seed's optimiser
 
 
 class _Scripted(keras.Model):
@@ -111,7 +124,12 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert metrics["data_counts"] == {"train": 80, "validation": 20, "test": 100}
     assert (run_dir / "graphs" / "overview.png").stat().st_size > 10_000   # plot_metrics.py's plots
     assert sorted(p.name for p in run_dir.iterdir()) == [   # nothing left for resuming a finished run
-        "graphs", "history.json", "metrics.json", "model.keras", "settings.json"]
+        "graphs", "history.json", "metrics.json", "model.keras", "run.json", "settings.json"]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["settings"] == json.loads(settings.to_json()) and record["parent"] is None
+    assert set(record["packages"]) == {"python", "tensorflow", "keras", "numpy"}
+    assert record["machine"]["cpus"] >= 1 and isinstance(record["machine"]["gpus"], list)
+    assert len(record["git_commit"] or "0" * 40) == 40 and record["command"]
     model = load_model(run_dir / "model.keras")
     probabilities = model.predict(np.zeros((2, 32, 32, 3), "float32"), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -133,6 +151,20 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     # a second run of the same name keeps the first model and writes beside it
     again = train(settings, log=lambda *_: None)
     assert again != run_dir and (run_dir / "model.keras").exists()
+
+
+def test_compact_robust_bfloat16_run_saves_a_float16_file_that_loads_as_float32(sample_data, tmp_path):
+    settings = Settings(data_dir=str(sample_data), models_dir=str(tmp_path), run_name="compact",
+                        backbone="compact", dense_units=0, dropout=0.2, noise_stddev=0.0, epochs=1,
+                        batch_size=16, verbose=0, augment="robust", precision="bfloat16",
+                        optimizer="adamw", schedule="cosine", label_smoothing=0.1)
+    run_dir = train(settings, log=lambda *_: None)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["parameters"] == 288_610 and metrics["images"] == 100
+    model = load_model(run_dir)
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert "dense" not in [layer.name for layer in model.layers]        # dense_units=0: no hidden layer
+    assert (run_dir / "model.keras").stat().st_size < 1.5 * 2**20
 
 
 def test_evaluate_without_a_model_or_data_is_a_one_line_error(tmp_path, tiny_model_path, capsys):
@@ -158,12 +190,30 @@ def test_training_can_continue_from_a_saved_model(tiny_settings, tiny_model_path
     (["--final-lr", "0"], "--final-lr must be positive, got 0.0"),
     (["--l2", "-1"], "--l2 must be 0 or more"),
     (["--gpu-memory", "lots"], "--gpu-memory must be 'growth' or a number of MiB"),
+    (["--stem", "huge"], "invalid choice: 'huge'"),
+    (["--precision", "float16"], "invalid choice: 'float16'"),
+    (["--label-smoothing", "2"], "--label-smoothing must be in [0, 1], got 2.0"),
+    (["--dense-units", "-1"], "--dense-units must be 0 or more"),
 ])
 def test_training_cli_refuses_bad_settings_before_any_work(flags, message, capsys, tmp_path):
     with pytest.raises(SystemExit) as stop:
         model_training.main(["train", "--data-dir", str(tmp_path / "none"), *flags])
     assert stop.value.code == 2
     assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_continued_run_records_its_parent_and_unknown_settings_warn(sample_data, tmp_path):
+    first = Settings(data_dir=str(sample_data), models_dir=str(tmp_path), run_name="first", backbone="tiny",
+                     dense_units=8, epochs=1, batch_size=32, verbose=0, max_train_images=20, max_eval_images=20)
+    first_dir = train(first, log=lambda *_: None)
+    second = dataclasses.replace(first, run_name="second", init_from=str(first_dir))
+    record = json.loads((train(second, log=lambda *_: None) / "run.json").read_text())
+    assert record["parent"]["path"] == str(first_dir)
+    assert record["parent"]["run_name"] == "first" and record["parent"]["parent"] is None
+    old = tmp_path / "old-settings.json"
+    old.write_text(json.dumps({"backbone": "tiny", "validation_fraction": 0.1}))
+    with pytest.warns(UserWarning, match="ignoring settings this version does not know: validation_fraction"):
+        assert Settings.from_json_file(old).backbone == "tiny"
 
 
 def test_settings_of_every_shipped_run_are_still_valid():

@@ -70,7 +70,37 @@ def test_each_upload_gets_verdict_confidence_and_heatmap(monkeypatch, ai_model_p
     assert list(summary["verdict"]) == ["AI-generated"] * 3
     assert len(page.get("download_button")) == 1
     assert "91.2%" in page.info[0].value and "Stable Diffusion 1.4" in page.info[0].value
-    assert "may fool it" in page.warning[0].value and "sharpened" in page.warning[0].value
+    assert "may fool it" in page.warning[0].value and "not measured" in page.warning[0].value
+
+
+def _saved_tiny(run_dir: Path, settings, bias, accuracy: float) -> Path:
+    from aidetect.model import build_model, save_slim
+    model = build_model(settings)
+    model.get_layer("prediction").bias.assign(bias)
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.json").write_text(json.dumps({"accuracy": accuracy}))
+    (run_dir / "settings.json").write_text(json.dumps({"backbone": "tiny"}))
+    return save_slim(model, settings, run_dir / "model.keras")
+
+
+def test_model_picker_lists_shipped_models_with_accuracy_and_switches_answers(
+        monkeypatch, tmp_path, tiny_settings, sample_dir):
+    import aidetect.predict
+    models = tmp_path / "models"
+    says_ai = _saved_tiny(models / "compact", tiny_settings, [0.0, 10.0], 0.971)
+    says_real = _saved_tiny(models / "default", tiny_settings, [10.0, 0.0], 0.956)
+    (says_real.parent / "robustness.json").write_text(json.dumps(
+        {"mean_accuracy": 0.81, "worst_accuracy": 0.70, "worst_change": "sharpened"}))
+    monkeypatch.setattr(aidetect.predict, "MODELS_DIR", models)
+    page = open_page(monkeypatch, says_ai, uploads(sample_dir / "FAKE", 2))
+    picker = page.selectbox(key="model")
+    assert picker.options == ["compact: tiny, 97.1% on CIFAKE test", "default: tiny, 95.6% on CIFAKE test"]
+    assert all("AI-generated" in v for v in verdicts(page))
+    assert "not measured" in page.warning[0].value
+    picker.set_value(str(says_real)).run()
+    assert not page.exception and len(verdicts(page)) == 2 and all("Real" in v for v in verdicts(page))
+    assert "answering: default" in page.info[0].value
+    assert "81.0% on average and 70.0% at worst (sharpened)" in page.warning[0].value
 
 
 def test_unreadable_upload_gets_its_own_error_and_others_still_get_verdicts(
@@ -119,8 +149,8 @@ def test_unusable_model_explains_how_to_get_one(monkeypatch, tmp_path, problem):
     page = open_page(monkeypatch, model_path)
     reason = "no model at" if problem == "missing" else "cannot load model"
     assert len(page.error) == 1 and reason in page.error[0].value
-    assert any("python model_training.py train" in m.value and "--model PATH" in m.value
-               for m in page.markdown)
+    assert any("python model_training.py train" in m.value and "--model models/mine" in m.value
+               and "shipped" in m.value for m in page.markdown)
     assert not page.file_uploader
 
 
