@@ -1,4 +1,4 @@
-"""Prepare CIFAKE, train the ResNet101 detector, export it.
+"""Prepare CIFAKE, train a detector (ResNet101 by default, or the compact CNN), evaluate, export it.
 
     python model_training.py prepare --source ../shared/data/cifake
     python model_training.py train [--epochs N] [--max-train-images N] ...
@@ -14,14 +14,41 @@ from aidetect.data import VALIDATION_FRACTION
 from aidetect.settings import Settings, add_settings_arguments, settings_from_args
 
 
+def _prepare(args) -> int:
+    from aidetect.data import DataError, prepare
+    try:
+        report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for split, counts in report["counts"].items():
+        print(f"{split:10s} " + "  ".join(f"{c}: {n:6d}" for c, n in counts.items()))
+    pairs = ", ".join(f"{pair.replace('~', ' and ')}: {count}"
+                      for pair, count in report["duplicates_between_splits"].items())
+    print(f"identical images shared between splits: {pairs}; between classes: "
+          f"{report['duplicates_between_classes']}; unreadable files skipped: {len(report['skipped'])}")
+    return 0
+
+
+def _train(args) -> int:
+    from aidetect.data import DataError
+    from aidetect.model import ModelError
+    from aidetect.train import train
+    try:
+        train(settings_from_args(args))
+    except (DataError, ModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _evaluate(args) -> int:
     import json
 
     from aidetect.data import DataError
-    from aidetect.evaluate import format_summary
+    from aidetect.evaluate import evaluate_saved_model, format_summary
     from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
-    from aidetect.train import evaluate_saved_model
     try:
         model_path = resolve_model_path(args.model)
         metrics = evaluate_saved_model(model_path, args.data_dir, args.split, args.batch_size, args.mirror)
@@ -36,76 +63,65 @@ def _evaluate(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command")
+def _export(args) -> int:
+    from aidetect.export import export_saved_model
+    from aidetect.model import ModelError
+    from aidetect.predict import resolve_model_path
+    try:
+        print(f"wrote {export_saved_model(resolve_model_path(args.model), args.out, args.mirror)}")
+    except ModelError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = main_parser.add_subparsers(dest="command")
     prepare = commands.add_parser("prepare", help="build data/{train,validation,test}/{REAL,FAKE}")
     prepare.add_argument("--source", default="../shared/data/cifake",
                          help="CIFAKE tars folder, a train/test folder, or its .zip (default: %(default)s)")
     prepare.add_argument("--data-dir", default=Settings.data_dir)
     prepare.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     prepare.add_argument("--seed", type=int, default=Settings.seed)
+    prepare.set_defaults(run=_prepare)
     train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
     add_settings_arguments(train)
+    train.set_defaults(run=_train)
     evaluate = commands.add_parser("evaluate", help="test metrics of a saved model, loaded from disk")
-    evaluate.add_argument("--model", help="a .keras file or a run folder (default: the project's default model)")
+    evaluate.add_argument("--model", help="a .keras file or a run folder (default: the served default model)")
     evaluate.add_argument("--data-dir", default=Settings.data_dir)
     evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
     evaluate.add_argument("--batch-size", type=int, default=Settings.batch_size)
     evaluate.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                           help="average each image with its mirror, as the app does (default: yes)")
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
+    evaluate.set_defaults(run=_evaluate)
     export = commands.add_parser("export", help="write a TensorFlow SavedModel for TensorFlow Serving")
-    export.add_argument("--model", help="a .keras file or a run folder (default: the project's default model)")
+    export.add_argument("--model", help="a .keras file or a run folder (default: the served default model)")
     export.add_argument("--out", required=True,
                         help="output folder; TensorFlow Serving expects <base>/<model name>/<version>")
     export.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                         help="serve each image averaged with its mirror, as the app does (default: yes)")
-    args = parser.parse_args(argv)
+    export.set_defaults(run=_export)
+    return main_parser
 
+
+def main(argv=None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
     if args.command is None:
-        parser.print_help()
+        cli.print_help()
         return 0
-    if args.command == "prepare":
-        from aidetect.data import DataError, prepare as prepare_data
+    # refusals that need no data or model: one line, before anything slow is imported
+    if args.command == "evaluate" and args.batch_size < 1:
+        cli.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.command == "train":
         try:
-            report = prepare_data(args.source, args.data_dir, args.validation_fraction, args.seed)
-        except DataError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        for split, counts in report["counts"].items():
-            print(f"{split:10s} " + "  ".join(f"{c}: {n:6d}" for c, n in counts.items()))
-        print(f"duplicates between splits: {report['duplicates_between_splits']}; "
-              f"unreadable files skipped: {len(report['skipped'])}")
-        return 0
-    if args.command == "evaluate":
-        if args.batch_size < 1:
-            parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
-        return _evaluate(args)
-    if args.command == "export":
-        from aidetect.export import export_saved_model
-        from aidetect.model import ModelError
-        from aidetect.predict import resolve_model_path
-        try:
-            print(f"wrote {export_saved_model(resolve_model_path(args.model), args.out, args.mirror)}")
-        except ModelError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        return 0
-
-    try:
-        settings = settings_from_args(args)
-    except ValueError as error:
-        parser.error(str(error))
-    from aidetect.data import DataError
-    from aidetect.model import ModelError
-    from aidetect.train import train as run_training
-    try:
-        run_training(settings)
-    except (DataError, ModelError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+            settings_from_args(args)
+        except ValueError as error:
+            cli.error(str(error))
+    return args.run(args)
 
 
 if __name__ == "__main__":

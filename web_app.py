@@ -8,13 +8,11 @@ the aidetect package. Uploads stay in memory (Streamlit keeps them in RAM; nothi
 """
 import argparse
 import dataclasses
-import gc
 import re
 import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-import keras
 import numpy as np
 import streamlit as st
 from PIL import Image
@@ -23,7 +21,7 @@ from aidetect import explain, images, results
 from aidetect.labels import AI_LABEL, DEFAULT_THRESHOLD, REAL_LABEL, UNCERTAIN_LABEL, predicted_index, verdict
 from aidetect.model import ModelError
 from aidetect.predict import (MODEL_ENV_VAR, Predictor, Result, read_run_info, resolve_model_path,
-                              shipped_model_paths)
+                              settle_long_lived_process, shipped_model_paths)
 
 PAGE_UNCERTAIN_BAND = 0.1       # the page asks for a human look near the threshold by default
 MAX_UNCERTAIN_BAND = 0.25
@@ -87,14 +85,7 @@ def choose_model() -> str:
 def load_predictor(model_path: str) -> Predictor:
     """Once per server process and model path; failures are not cached, so a fixed file is seen."""
     predictor = Predictor.load(model_path)
-    # After every run Streamlit calls keras.backend.clear_session(), which empties TensorFlow's
-    # kernel cache: ResNet101 then rebuilds its kernels for each upload (~2.5 s instead of
-    # ~0.15 s). This page builds no models, so there is no Keras state to clear.
-    keras.backend.clear_session = lambda *args, **kwargs: None
-    # Streamlit also runs a full garbage collection after every run, over TensorFlow's ~400k
-    # objects (~0.3 s a click); freezing these long-lived objects takes them out of it.
-    gc.collect()
-    gc.freeze()
+    settle_long_lived_process()        # Streamlit's clean-ups after every run would cost seconds
     return predictor
 
 

@@ -5,7 +5,6 @@ these names.
 """
 import hashlib
 import json
-import os
 import random
 import re
 import tarfile
@@ -14,12 +13,13 @@ import zlib
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Tuple, Union
+from typing import Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from . import images
+from .files import write_atomically
 from .augment import online_augmentation
 from .labels import CLASS_NAMES
 
@@ -117,13 +117,6 @@ def _validation_names(items: List[Tuple[str, str]], fraction: float, seed: int) 
     random.Random(seed).shuffle(groups)
     chosen = groups[: round(len(groups) * fraction)]
     return {name for digest in chosen for name in by_hash[digest]}
-
-
-def write_atomically(path: Path, content: Union[bytes, str]) -> None:
-    """A process killed mid-write leaves the previous file (or none), never half of one."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(content.encode() if isinstance(content, str) else content)
-    os.replace(temporary, path)
 
 
 def _check_separate(source, data_dir) -> None:

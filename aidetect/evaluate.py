@@ -62,3 +62,17 @@ def format_summary(metrics: Dict) -> str:
         f"  true FAKE {cm['true_FAKE_pred_REAL']:9d}  {cm['true_FAKE_pred_FAKE']:9d}",
     ]
     return "\n".join(lines)
+
+
+def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64,
+                         mirror: bool = True, limit: int = 0, seed: int = 42) -> Dict:
+    """Metrics of a model file as loaded from disk and run by the Predictor (what users get).
+    Imports TensorFlow (through the Predictor) only when called: this module stays light."""
+    from . import data
+    from .predict import Predictor
+
+    predictor = Predictor.load(model_path, mirror)
+    paths, labels = data.list_split(data_dir, split, limit, seed)
+    dataset = data.make_dataset(paths, labels, predictor.image_size, batch_size)
+    prob_ai = np.concatenate([predictor.prob_ai_batch(images) for images, _ in dataset])
+    return dict(compute_metrics(labels, prob_ai), mirror_averaged=mirror)

@@ -5,12 +5,12 @@ Its "serving_default" signature (also the `serve` function) takes "image": float
 returns "output_0": the softmax over labels.CLASS_NAMES (REAL, FAKE); P(AI-generated) is column 1.
 By default each image is averaged with its mirror, as in the app (predict.mirror_averaged).
 """
-import shutil
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from .files import atomic_path
 from .model import load_model, model_image_size
 from .predict import forward
 
@@ -24,9 +24,6 @@ def export_saved_model(model_path, out_dir, mirror: bool = True) -> Path:
     archive.track(model)
     archive.add_endpoint("serve", forward(model, mirror),
                          input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32, name="image")])
-    temporary = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(temporary, ignore_errors=True)
-    archive.write_out(str(temporary), verbose=False)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    temporary.rename(out_dir)                   # a server watching out_dir never sees half a model
+    with atomic_path(out_dir) as temporary:     # a server watching out_dir never sees half a model
+        archive.write_out(str(temporary), verbose=False)
     return out_dir

@@ -7,12 +7,12 @@ Backbones: ResNet101 (bottleneck v1, as keras.applications builds it) with one o
 compact CNN that keeps full resolution in its first block, and a tiny CNN for tests.
 """
 import json
-import os
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from .files import atomic_path
 from .labels import CLASS_NAMES
 from .settings import Settings
 
@@ -133,19 +133,14 @@ def _build(settings: Settings) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"aidetect_{settings.backbone}")
 
 
-def _atomic_save(model: keras.Model, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp.keras")
-    model.save(temporary)
-    os.replace(temporary, path)           # a reader never sees a half-written model
-
-
 def save_slim(trained: keras.Model, settings: Settings, path) -> Path:
     """Save the weights in a fresh, uncompiled model (no optimizer state), float16 if the settings say."""
     dtype = "float16" if settings.float16_weights else "float32"
     fresh = build_model(settings, dtype=dtype)
     fresh.set_weights([w.astype(dtype) if w.dtype.kind == "f" else w for w in trained.get_weights()])
-    _atomic_save(fresh, Path(path))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, ".tmp.keras") as temporary:
+        fresh.save(temporary)
     return Path(path)
 
 

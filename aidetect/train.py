@@ -1,7 +1,6 @@
 """Train, evaluate and save one run: models/<run>/{model.keras, settings.json, history.json, metrics.json}."""
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -12,10 +11,10 @@ import numpy as np
 
 from . import data, evaluate
 from .distribute import choose_strategy, configure_gpus, is_chief, shard_by_data, task_name
+from .files import atomic_path, write_atomically
 from .labels import CLASS_NAMES, POSITIVE_INDEX
 from .model import MODEL_FILE, ModelError, build_model, load_model, save_slim
 from .plots import PlotError, write_plots
-from .predict import Predictor
 from .record import RECORD_FILE, new_record
 from .settings import Settings
 
@@ -104,11 +103,10 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
             self.best_val_loss = val_loss
             self.best_weights = self.model.get_weights()
             if self.best_path is not None:
-                temporary = Path(str(self.best_path) + ".tmp.weights.h5")
-                self.model.save_weights(temporary)
-                os.replace(temporary, self.best_path)
+                with atomic_path(self.best_path, ".tmp.weights.h5") as temporary:
+                    self.model.save_weights(temporary)
                 best = {"epoch": epoch + 1, "val_loss": float(val_loss)}
-                data.write_atomically(self._loss_path(), json.dumps(best))
+                write_atomically(self._loss_path(), json.dumps(best))
         self.epochs_over = self.epochs_over + 1 if val_loss > loss else 0
         if self.epochs_over >= self.patience:
             self.stopped_epoch = epoch
@@ -143,7 +141,7 @@ class JsonHistory(keras.callbacks.Callback):
         row.update(epoch_seconds=seconds, train_images_per_second=self.train_images / seconds)
         for key, value in row.items():
             self.history.setdefault(key, [math.nan] * epoch).append(value)
-        data.write_atomically(self.path, json.dumps(self.history, indent=1))
+        write_atomically(self.path, json.dumps(self.history, indent=1))
 
 
 def make_callbacks(settings: Settings, run_dir: Path, train_images: int):
@@ -191,16 +189,6 @@ def initial_model(settings: Settings) -> keras.Model:
     return model
 
 
-def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64,
-                         mirror: bool = True, limit: int = 0, seed: int = 42) -> Dict:
-    """Metrics of a model file as loaded from disk and run by the Predictor (what users get)."""
-    predictor = Predictor.load(model_path, mirror)
-    paths, labels = data.list_split(data_dir, split, limit, seed)
-    dataset = data.make_dataset(paths, labels, predictor.image_size, batch_size)
-    prob_ai = np.concatenate([predictor.prob_ai_batch(images) for images, _ in dataset])
-    return dict(evaluate.compute_metrics(labels, prob_ai), mirror_averaged=mirror)
-
-
 def epochs_to_reach(history: Dict, key: str, target: float) -> Optional[int]:
     for epoch, value in enumerate(history.get(key, []), start=1):
         if value >= target:
@@ -225,7 +213,7 @@ def train(settings: Settings, log=print) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "settings.json").write_text(settings.to_json())
     if chief:
-        data.write_atomically(run_dir / RECORD_FILE, json.dumps(new_record(settings), indent=2))
+        write_atomically(run_dir / RECORD_FILE, json.dumps(new_record(settings), indent=2))
 
     batch = settings.batch_size         # the global batch: Keras splits it across replicas
     dataset = lambda p, y, training: shard_by_data(data.make_dataset(  # noqa: E731
@@ -249,7 +237,7 @@ def train(settings: Settings, log=print) -> Path:
         return run_dir
     save_slim(model, settings, run_dir / MODEL_FILE)
     # the saved file, not the in-memory model: float16 weights can flip a borderline image
-    metrics = evaluate_saved_model(run_dir / MODEL_FILE, settings.data_dir, "test", batch,
+    metrics = evaluate.evaluate_saved_model(run_dir / MODEL_FILE, settings.data_dir, "test", batch,
                                    limit=settings.max_eval_images, seed=settings.seed)
     history = json.loads((run_dir / "history.json").read_text())
     metrics.update(
@@ -261,7 +249,7 @@ def train(settings: Settings, log=print) -> Path:
         mean_train_images_per_second=float(np.nanmean(history.get("train_images_per_second", [np.nan]))),
         epochs_to_seed_accuracy_on_validation=epochs_to_reach(history, "val_accuracy", SEED_ACCURACY),
     )
-    data.write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     log(evaluate.format_summary(metrics))
     log(f"saved {run_dir / MODEL_FILE} ({(run_dir / MODEL_FILE).stat().st_size / 2**20:.1f} MiB)")
     try:                                    # the same plots as plot_metrics.py, beside the model

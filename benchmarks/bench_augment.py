@@ -7,18 +7,16 @@ class-balanced subset of data/train (linked into a temporary folder). TensorFlow
 before the clock starts; the first folder also pays the layers' one-off start-up.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import keras  # noqa: E402,F401  (imported up front so the import is not timed)
+import keras  # noqa: F401  (imported up front so the import is not timed)
 
-from aidetect.augment import augment_folder  # noqa: E402
-from aidetect.data import list_split  # noqa: E402
+from aidetect.augment import augment_folder
+from aidetect.data import list_split
 
 SAMPLE = ROOT.parent / "shared" / "data" / "cifake" / "sample"
 

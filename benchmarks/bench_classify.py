@@ -14,20 +14,17 @@ size while a method runs (sampled every 5 ms) above what the process held when i
 import argparse
 import functools
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import numpy as np
+from PIL import Image
 
-from aidetect import batch, data  # noqa: E402
-from aidetect.labels import POSITIVE_INDEX  # noqa: E402
-from aidetect.predict import Predictor  # noqa: E402
+from aidetect import batch, data
+from aidetect.labels import POSITIVE_INDEX
+from aidetect.predict import Predictor
 
 
 def resident_bytes() -> int:

@@ -10,18 +10,15 @@ is better) and the time per explanation of one image (after a warm-up call that 
     python benchmarks/faithfulness.py --methods gradcam gradcam:conv3_block4_out   # compare layers
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from any folder
 
-from aidetect import data, images                                   # noqa: E402
-from aidetect.explain import METHODS, default_gradcam_layer, explain  # noqa: E402
-from aidetect.labels import FAKE_INDEX, predicted_index            # noqa: E402
-from aidetect.predict import Predictor                              # noqa: E402
+from aidetect import data, images                                 
+from aidetect.explain import METHODS, default_gradcam_layer, explain
+from aidetect.labels import FAKE_INDEX, predicted_index          
+from aidetect.predict import Predictor                            
 
 FRACTIONS = (0.05, 0.10, 0.20, 0.30, 0.40, 0.50)
 

@@ -11,18 +11,16 @@ every change >= 93 %; "none" and "mirrored" are not changes a user's picture suf
 import argparse
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from any folder
 
-from aidetect import data, evaluate, images                         # noqa: E402
-from aidetect.labels import FAKE_INDEX, REAL_INDEX                  # noqa: E402
-from aidetect.predict import Predictor                              # noqa: E402
+from aidetect import data, evaluate, images                       
+from aidetect.labels import FAKE_INDEX, REAL_INDEX                
+from aidetect.predict import Predictor                            
 
 
 def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:

@@ -6,18 +6,15 @@ Random pixels, the real model and optimizer; the first steps (graph tracing) are
 Prints img/s per size and the ratio to the first size.
 """
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from any folder
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from aidetect.model import build_model  # noqa: E402
-from aidetect.settings import Settings  # noqa: E402
-from aidetect.train import learning_rate_schedule, training_metrics  # noqa: E402
+from aidetect.model import build_model
+from aidetect.settings import Settings
+from aidetect.train import learning_rate_schedule, training_metrics
 
 
 def images_per_second(size: int, steps: int, batch_size: int) -> float:

@@ -5,9 +5,7 @@ cases (running the loader on each), and tests/test_images.py checks the doc hold
 """
 import io
 import struct
-import sys
 import zlib
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -127,5 +125,4 @@ def markdown_table() -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     print(markdown_table())

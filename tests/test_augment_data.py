@@ -79,6 +79,7 @@ def test_include_originals_copies_them_unchanged(input_dir, tmp_path):
     assert all((tmp_path / name).read_bytes() == (input_dir / name).read_bytes() for name in GOOD)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes_in_another_process(input_dir, augmented, tmp_path):
     output_dir, _ = augmented
     result = run_cli("--input", input_dir, "--output", tmp_path / "same", "--copies", COPIES, "--seed", 7)

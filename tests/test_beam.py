@@ -11,6 +11,8 @@ from aidetect import batch, results  # noqa: E402
 from aidetect.beam_pipeline import classify_pattern, csv_row  # noqa: E402
 from aidetect.predict import Predictor, Result  # noqa: E402
 
+pytestmark = [pytest.mark.slow]
+
 
 def test_direct_runner_writes_the_rows_classify_writes(tmp_path, sample_dir, tiny_model_path):
     inputs = tmp_path / "in"

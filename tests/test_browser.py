@@ -15,6 +15,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
 
 from aidetect.explain import HOW_TO_READ  # noqa: E402  (after the skips: it imports TensorFlow)
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 SCREENSHOT = ROOT / "tests" / "artifacts" / "web_app.png"
 VERDICTS_S = 120                # model load + first inference on a busy 2-core machine
 

@@ -167,6 +167,8 @@ def test_dataset_yields_raw_pixels_and_one_hot_labels(tmp_path, sample_dir):
     assert x64.shape == (2, 64, 64, 3)
 
 
+@pytest.mark.slow
+@pytest.mark.needs_cifake
 def test_prepare_full_cifake_counts(cifake_dir, tmp_path):
     """The real tars: every image readable, no leak between splits (takes ~30 s)."""
     report = data.prepare(cifake_dir, tmp_path / "data", 0.1, 42, progress=False)

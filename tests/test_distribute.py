@@ -10,6 +10,8 @@ import pytest
 
 from aidetect.distribute import is_chief, task_name
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

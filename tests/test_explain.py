@@ -88,6 +88,7 @@ def test_how_to_read_is_one_line():
     assert explain.DEFAULT_METHOD in explain.METHODS
 
 
+@pytest.mark.needs_cifake
 def test_default_model_explains_at_its_native_size(default_model_path):
     from aidetect.model import load_model, model_image_size
     model = load_model(default_model_path)

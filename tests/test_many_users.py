@@ -30,6 +30,8 @@ import pytest
 
 from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} not found: apt-get install chromium chromium-driver",
                 allow_module_level=True)

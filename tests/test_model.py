@@ -28,6 +28,7 @@ def test_default_model_is_resnet101_with_the_seed_head_in_order(resnet):
     assert resnet.input_shape == (None, 32, 32, 3)
 
 
+@pytest.mark.slow
 def test_imagenet_stem_is_exactly_keras_applications_resnet101():
     inputs = keras.Input((32, 32, 3))
     application = keras.applications.ResNet101(weights=None, include_top=False, input_tensor=inputs)
@@ -40,6 +41,7 @@ def test_imagenet_stem_is_exactly_keras_applications_resnet101():
     np.testing.assert_allclose(ours.predict(x, verbose=0), application.predict(x, verbose=0), atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stem, sizes", [("imagenet", [8, 4, 2, 1]), ("pool-only", [16, 8, 4, 2]),
                                          ("cifar", [32, 16, 8, 4])])
 def test_each_stem_gives_the_documented_sizes_and_the_same_weight_shapes(resnet, stem, sizes):

@@ -66,6 +66,7 @@ def test_missing_run_folder_and_metrics_file_are_clear(tmp_path):
         write_plots(run, tmp_path / "graphs")
 
 
+@pytest.mark.slow
 def test_cli_runs_without_tensorflow(tmp_path):
     """Fake tensorflow and keras packages that refuse to import, first on the path."""
     blocked = tmp_path / "blocked"
@@ -78,6 +79,7 @@ def test_cli_runs_without_tensorflow(tmp_path):
     assert sorted(path.name for path in (tmp_path / "graphs").iterdir()) == sorted(EXPECTED_FILES)
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     assert_one_line_error(run_cli("--run", tmp_path / "nothing"), "run folder not found")
     partial = make_run(tmp_path / "run", drop_history_keys=("val_loss",))

@@ -30,6 +30,7 @@ def test_mirrored_upload_gets_the_same_answer(tiny_model_path, pictures):
     assert predictor.prob_ai_batch(pictures[:0]).shape == (0,)
 
 
+@pytest.mark.needs_cifake
 def test_default_model_tells_the_sample_images_apart(default_model_path, sample_dir):
     """The shipped file through the Predictor, with the class order as the files are named:
     catches a swapped label order that tests comparing the app with the Predictor cannot."""
@@ -41,3 +42,22 @@ def test_default_model_tells_the_sample_images_apart(default_model_path, sample_
     assert correct >= 90, f"{correct}/100 sample images right"
     assert np.median(prob_ai["FAKE"]) > 0.9 > 0.1 > np.median(prob_ai["REAL"])
     assert {r.label for r in results["FAKE"] if r.prob_ai >= 0.5} == {"AI-generated"}
+
+
+def test_settling_a_long_lived_process_keeps_keras_state_and_freezes_the_heap(monkeypatch):
+    import gc
+
+    import keras
+
+    from aidetect.predict import settle_long_lived_process
+    real_clear_session = keras.backend.clear_session
+    monkeypatch.setattr(keras.backend, "clear_session", real_clear_session)     # restored after
+    try:
+        real_clear_session()
+        first = keras.layers.Dense(1).name          # Keras numbers layer names; clearing resets that
+        settle_long_lived_process()
+        assert gc.get_freeze_count() > 0
+        keras.backend.clear_session()               # what Streamlit calls after every run
+        assert keras.layers.Dense(1).name != first  # not reset: the call did nothing
+    finally:
+        gc.unfreeze()

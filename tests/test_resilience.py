@@ -14,6 +14,8 @@ from PIL import Image
 from aidetect import data
 from aidetect.model import load_model
 
+pytestmark = [pytest.mark.slow]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -81,6 +83,7 @@ SAVE_FOREVER = """
 import sys
 from aidetect.model import build_model, save_slim
 from aidetect.settings import Settings
+
 settings = Settings(backbone="tiny", dense_units=4096, float16_weights=False, seed=1)
 model = build_model(settings)
 print("ready", flush=True)

@@ -107,6 +107,7 @@ def sample_data(sample_dir, tmp_path_factory):
     return data_dir
 
 
+@pytest.mark.slow
 def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_path):
     settings = Settings(data_dir=str(sample_data), models_dir=str(tmp_path), run_name="tiny",
                         backbone="tiny", dense_units=16, epochs=2, batch_size=16, verbose=0,
@@ -153,6 +154,7 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert again != run_dir and (run_dir / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_compact_robust_bfloat16_run_saves_a_float16_file_that_loads_as_float32(sample_data, tmp_path):
     settings = Settings(data_dir=str(sample_data), models_dir=str(tmp_path), run_name="compact",
                         backbone="compact", dense_units=0, dropout=0.2, noise_stddev=0.0, epochs=1,
@@ -202,6 +204,7 @@ def test_training_cli_refuses_bad_settings_before_any_work(flags, message, capsy
     assert message in capsys.readouterr().err.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_a_continued_run_records_its_parent_and_unknown_settings_warn(sample_data, tmp_path):
     first = Settings(data_dir=str(sample_data), models_dir=str(tmp_path), run_name="first", backbone="tiny",
                      dense_units=8, epochs=1, batch_size=32, verbose=0, max_train_images=20, max_eval_images=20)

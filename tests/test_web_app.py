@@ -161,6 +161,7 @@ def test_model_flag_wins_over_environment(monkeypatch, tmp_path, ai_model_path):
     assert not page.error and page.file_uploader
 
 
+@pytest.mark.needs_cifake
 def test_default_model_verdicts_match_the_package(monkeypatch, default_model_path, sample_dir):
     from aidetect.predict import Predictor
     files = uploads(sample_dir / "REAL", 5) + uploads(sample_dir / "FAKE", 5)

@@ -4,18 +4,15 @@ Views: the image, its mirror, and its 1-pixel shifts up, down, left and right (r
 so every pixel keeps its value). Prints accuracy, AUC and loss for the view sets in the README's
 "Test-time views" table; each view costs one more pass of the model over the images.
 
-    python benchmarks/test_time_views.py --model models/default/model.keras      # ~5 min on 2 CPUs
+    python benchmarks/views_at_test_time.py --model models/default/model.keras      # ~5 min on 2 CPUs
 """
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from any folder
 
-from aidetect import data, evaluate                                 # noqa: E402
-from aidetect.predict import Predictor                              # noqa: E402
+from aidetect import data, evaluate                               
+from aidetect.predict import Predictor                            
 
 SHIFTS = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 
