@@ -39,9 +39,13 @@ def tiny_model_path(tmp_path_factory, tiny_settings) -> Path:
     return save_slim(build_model(tiny_settings), tiny_settings, run_dir / "model.keras")
 
 
-@pytest.fixture(scope="session")
-def default_model_path() -> Path:
-    from aidetect.predict import DEFAULT_MODEL_PATH
-    if not DEFAULT_MODEL_PATH.is_file():
-        pytest.skip(f"no default model at {DEFAULT_MODEL_PATH}")
-    return DEFAULT_MODEL_PATH
+@pytest.fixture(scope="session", params=["compact", "default"])
+def shipped_model_path(request) -> Path:
+    """Each shipped model (models/<name>/model.keras), one test run per model."""
+    from aidetect.predict import MODELS_DIR, SHIPPED_MODELS
+    from aidetect.model import MODEL_FILE
+    assert request.param in SHIPPED_MODELS
+    path = MODELS_DIR / request.param / MODEL_FILE
+    if not path.is_file():
+        pytest.skip(f"no shipped model at {path}")
+    return path

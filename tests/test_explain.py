@@ -89,9 +89,9 @@ def test_how_to_read_is_one_line():
 
 
 @pytest.mark.needs_cifake
-def test_default_model_explains_at_its_native_size(default_model_path):
+def test_shipped_model_explains_at_its_native_size(shipped_model_path):
     from aidetect.model import load_model, model_image_size
-    model = load_model(default_model_path)
+    model = load_model(shipped_model_path)
     size = model_image_size(model)
     image = random_images(1, size=size)[0]
     check_heatmap(explain.explain(model, image), size)

@@ -1,4 +1,6 @@
 """The Predictor: mirror averaging, and the shipped model's answers on the sample images."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -31,10 +33,10 @@ def test_mirrored_upload_gets_the_same_answer(tiny_model_path, pictures):
 
 
 @pytest.mark.needs_cifake
-def test_default_model_tells_the_sample_images_apart(default_model_path, sample_dir):
+def test_shipped_model_tells_the_sample_images_apart(shipped_model_path, sample_dir):
     """The shipped file through the Predictor, with the class order as the files are named:
     catches a swapped label order that tests comparing the app with the Predictor cannot."""
-    predictor = Predictor.load(default_model_path)
+    predictor = Predictor.load(shipped_model_path)
     results = {name: predictor.classify(sorted((sample_dir / name).iterdir())) for name in ("REAL", "FAKE")}
     prob_ai = {name: np.array([r.prob_ai for r in rows]) for name, rows in results.items()}
     assert all(len(p) == 50 for p in prob_ai.values())
@@ -61,3 +63,13 @@ def test_settling_a_long_lived_process_keeps_keras_state_and_freezes_the_heap(mo
         assert keras.layers.Dense(1).name != first  # not reset: the call did nothing
     finally:
         gc.unfreeze()
+
+
+def test_tools_serve_the_first_shipped_model_unless_told_otherwise(monkeypatch, tmp_path):
+    from aidetect.predict import MODEL_ENV_VAR, MODELS_DIR, SHIPPED_MODELS, resolve_model_path
+    monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
+    assert SHIPPED_MODELS[0] == "compact"          # measured better on clean and processed images
+    assert resolve_model_path() == MODELS_DIR / "compact" / "model.keras"
+    assert resolve_model_path("models/default") == Path("models/default/model.keras")
+    monkeypatch.setenv(MODEL_ENV_VAR, str(tmp_path / "mine.keras"))
+    assert resolve_model_path() == tmp_path / "mine.keras"

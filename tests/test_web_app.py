@@ -162,15 +162,15 @@ def test_model_flag_wins_over_environment(monkeypatch, tmp_path, ai_model_path):
 
 
 @pytest.mark.needs_cifake
-def test_default_model_verdicts_match_the_package(monkeypatch, default_model_path, sample_dir):
+def test_shipped_model_verdicts_match_the_package(monkeypatch, shipped_model_path, sample_dir):
     from aidetect.predict import Predictor
     files = uploads(sample_dir / "REAL", 5) + uploads(sample_dir / "FAKE", 5)
-    page = open_page(monkeypatch, default_model_path)
+    page = open_page(monkeypatch, shipped_model_path)
     page.slider(key="uncertain_band").set_value(0.0)
     page.file_uploader[0].set_value(files).run()
     assert not page.exception and not page.error
-    expected = Predictor.load(default_model_path).classify([data for _, data, _ in files])
+    expected = Predictor.load(shipped_model_path).classify([data for _, data, _ in files])
     assert list(page.dataframe[0].value["verdict"]) == [result.label for result in expected]
-    metrics = default_model_path.parent / "metrics.json"
+    metrics = shipped_model_path.parent / "metrics.json"
     note = f"{json.loads(metrics.read_text())['accuracy']:.1%}" if metrics.is_file() else "not recorded"
     assert note in page.info[0].value
