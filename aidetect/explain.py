@@ -26,9 +26,9 @@ from .labels import FAKE_INDEX
 from .model import OUTPUT_NAME
 
 METHODS = ("gradcam", "smoothgrad", "integrated_gradients")
-# The deletion test (benchmarks/faithfulness.py, README) on the shipped model: only SmoothGrad's
-# top 5-10 % pixels matter clearly more than random ones; Grad-CAM's matter less.
-DEFAULT_METHOD = "smoothgrad"
+# The deletion test (benchmarks/faithfulness.py, docs/results.md) on the model the tools serve
+# (models/compact): only Integrated Gradients' top 5 % pixels matter more than random ones.
+DEFAULT_METHOD = "integrated_gradients"
 HOW_TO_READ = ("Red/yellow pixels are the ones the model's answer is most sensitive to, blue the least; "
                "it shows where the model looked, not proof of editing or generation.")
 GRADCAM_MIN_SIZE = 8            # cells per side of the default Grad-CAM layer

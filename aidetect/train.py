@@ -123,7 +123,8 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
 
 
 class JsonHistory(keras.callbacks.Callback):
-    """history.json rewritten after every epoch (resumes cleanly), with wall time and img/s."""
+    """history.json rewritten after every epoch (resumes cleanly), with wall time and training
+    img/s (the training steps alone: the epoch's validation pass is not counted)."""
 
     def __init__(self, path: Path, train_images: int):
         super().__init__()
@@ -132,13 +133,19 @@ class JsonHistory(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
+        self.validation_started = None
         # a resumed run repeats from `epoch`: drop what a killed run logged after its backup
         self.history = {k: v[:epoch] for k, v in self.history.items()}
 
+    def on_test_begin(self, logs=None):          # fit's validation pass
+        self.validation_started = self.validation_started or time.perf_counter()
+
     def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self.started
+        ended = time.perf_counter()
+        train_seconds = (self.validation_started or ended) - self.started
         row = {k: float(v) for k, v in (logs or {}).items()}
-        row.update(epoch_seconds=seconds, train_images_per_second=self.train_images / seconds)
+        row.update(epoch_seconds=ended - self.started, train_seconds=train_seconds,
+                   train_images_per_second=self.train_images / train_seconds)
         for key, value in row.items():
             self.history.setdefault(key, [math.nan] * epoch).append(value)
         write_atomically(self.path, json.dumps(self.history, indent=1))

@@ -116,8 +116,10 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert run_dir == tmp_path / "tiny"
     assert Settings.from_json_file(run_dir / "settings.json") == settings
     history = json.loads((run_dir / "history.json").read_text())
-    for key in ("loss", "val_loss", "accuracy", "val_auc", "val_f1", "epoch_seconds", "train_images_per_second"):
+    for key in ("loss", "val_loss", "accuracy", "val_auc", "val_f1", "epoch_seconds", "train_seconds",
+                "train_images_per_second"):
         assert len(history[key]) == 2, key
+    assert all(0 < t < e for t, e in zip(history["train_seconds"], history["epoch_seconds"]))  # no validation
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["images"] == 100 and metrics["positive_class"] == "FAKE"
     assert metrics["class_order"] == ["REAL", "FAKE"]
