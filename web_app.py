@@ -60,16 +60,20 @@ def model_path_from_command_line() -> str:
     return str(resolve_model_path(known.model))
 
 
-def describe_model(path: str) -> str:
-    """'compact: compact CNN, 97.1 % on CIFAKE test' from the run folder's own records."""
+def describe_model(path: str, short: bool = False) -> str:
+    """From the run folder's own records: 'compact (compact CNN, 97.2% on CIFAKE test)', or for
+    the sidebar's narrow picker (short=True) 'compact · 97.2%'."""
     info = read_run_info(path)
     backbone = info.get("settings", {}).get("backbone")
     accuracy = info.get("metrics", {}).get("accuracy")
-    details = [{"resnet101": "ResNet101", "compact": "compact CNN"}.get(backbone, backbone or "")]
-    if isinstance(accuracy, (int, float)):
-        details.append(f"{accuracy:.1%} on CIFAKE test")
     name = Path(path).parent.name if Path(path).name == "model.keras" else Path(path).name
-    return f"{name}: {', '.join(d for d in details if d)}" if any(details) else name
+    measured = f"{accuracy:.1%}" if isinstance(accuracy, (int, float)) else ""
+    if short:
+        return f"{name} · {measured}" if measured else name
+    details = [{"resnet101": "ResNet101", "compact": "compact CNN"}.get(backbone, backbone or ""),
+               f"{measured} on CIFAKE test" if measured else ""]
+    details = [d for d in details if d]
+    return f"{name} ({', '.join(details)})" if details else name
 
 
 def choose_model() -> str:
@@ -77,7 +81,7 @@ def choose_model() -> str:
     start = model_path_from_command_line()
     choices = [start] + [str(p) for p in shipped_model_paths() if p.resolve() != Path(start).resolve()]
     with st.sidebar:
-        return st.selectbox("Model", choices, format_func=describe_model, key="model",
+        return st.selectbox("Model", choices, format_func=lambda path: describe_model(path, short=True), key="model",
                             help="Each model's measured accuracy is shown; the results docs compare them.")
 
 

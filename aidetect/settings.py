@@ -44,7 +44,7 @@ class Settings:
     noise_stddev: float = 0.1
     dense_units: int = 1024             # 0 = no hidden layer (softmax straight after pooling)
     dropout: float = 0.4
-    l1: float = 0.0                     # the seed's 0.02/0.04 add ~1,000 to the initial loss (README)
+    l1: float = 0.0                     # the seed's 0.02/0.04 swamp the initial loss (docs/results.md)
     l2: float = 1e-4
     init_from: str = ""                 # "" = random; else a .keras model (or run folder) of the same
                                         # architecture to continue from, e.g. models/default
@@ -54,8 +54,8 @@ class Settings:
     schedule: str = field(default="polynomial", metadata={"choices": SCHEDULES})
                                         # learning rate from initial_lr to final_lr over all epochs
     label_smoothing: float = 0.0
-    epochs: int = 6                     # the shipped model's run (README, Results)
-    initial_lr: float = 1e-3            # measured: learns faster than the seed's 1e-4 (README)
+    epochs: int = 6                     # the ResNet101's first stage (docs/results.md)
+    initial_lr: float = 1e-3            # learns faster than the seed's 1e-4 (docs/results.md)
     final_lr: float = 1e-5
     lr_power: float = 2.0
     stop_patience: int = 2              # epochs with val_loss > loss before the seed's stop fires

@@ -1,7 +1,7 @@
 """Test metrics of one model file when each image's probability is averaged over several views.
 
 Views: the image, its mirror, and its 1-pixel shifts up, down, left and right (reflected edges,
-so every pixel keeps its value). Prints accuracy, AUC and loss for the view sets in the README's
+so every pixel keeps its value). Prints accuracy, AUC and loss for the view sets in docs/results.md's
 "Test-time views" table; each view costs one more pass of the model over the images.
 
     python benchmarks/views_at_test_time.py --model models/default/model.keras      # ~5 min on 2 CPUs

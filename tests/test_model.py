@@ -71,7 +71,7 @@ def test_scaling_is_inside_the_model(resnet):
 
 
 def test_seed_regularizer_swamps_the_loss_at_initialisation(resnet):
-    """Why l1/l2 defaults differ from the seed's 0.02/0.04 (see README)."""
+    """Why l1/l2 defaults differ from the seed's 0.02/0.04 (docs/results.md)."""
     kernel = resnet.get_layer("dense").kernel
     seed_penalty = float(keras.regularizers.L1L2(l1=0.02, l2=0.04)(kernel))
     ours = sum(float(loss) for loss in resnet.losses)
