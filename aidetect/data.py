@@ -252,5 +252,7 @@ def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool
                           num_parallel_calls=autotune)
     layers = online_augmentation(augment, seed) if training else None
     if layers is not None:
-        dataset = dataset.map(lambda x, y: (layers(x, training=True), y), num_parallel_calls=autotune)
+        # One call at a time: the layers' seed generators advance per call, so parallel calls
+        # would draw in a different order on every run (same seed, different pixels).
+        dataset = dataset.map(lambda x, y: (layers(x, training=True), y))
     return dataset.prefetch(autotune)

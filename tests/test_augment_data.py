@@ -196,7 +196,8 @@ def test_robust_change_is_seeded_and_applies_to_the_chosen_share():
     assert all(not np.array_equal(np.asarray(robust_change(image, _seed(i, 1), 1.0)), image) for i in range(10))
 
 
-def test_robust_training_batches_are_seeded_per_epoch_and_keep_the_layout(tmp_path):
+@pytest.mark.parametrize("augment", ["robust", "shift-flip"])
+def test_training_batches_are_seeded_per_epoch_and_keep_the_layout(tmp_path, augment):
     from aidetect.data import make_dataset
     paths = []
     for index in range(8):
@@ -207,10 +208,11 @@ def test_robust_training_batches_are_seeded_per_epoch_and_keep_the_layout(tmp_pa
     def epochs(dataset):
         return [np.concatenate([x.numpy() for x, _ in dataset]) for _ in range(2)]
 
-    make = lambda: make_dataset(paths, [0, 1] * 4, 32, 4, training=True, augment="robust",  # noqa: E731
+    make = lambda: make_dataset(paths, [0, 1] * 4, 32, 2, training=True, augment=augment,  # noqa: E731
                                 seed=7, robust_probability=1.0)
-    first, again = epochs(make()), epochs(make())
+    first = epochs(make())
     assert first[0].shape == (8, 32, 32, 3) and first[0].dtype == np.float32
     assert first[0].min() >= 0 and first[0].max() <= 255
-    assert all(np.array_equal(a, b) for a, b in zip(first, again))     # same seed, same pixels
+    for _ in range(3):      # parallel calls in a different order failed this most times, not all
+        assert all(np.array_equal(a, b) for a, b in zip(first, epochs(make())))   # same seed, same pixels
     assert not np.array_equal(first[0], first[1])                       # new draws every epoch
