@@ -4,6 +4,7 @@
     python model_training.py train [--epochs N] [--max-train-images N] ...
     python model_training.py train --help        (every setting is a flag)
     python model_training.py evaluate [--model models/<run>] [--output metrics.json]
+    python model_training.py control --data-dir data-wild     (content-only baseline)
     python model_training.py export --model models/<run> --out serving/aidetect/1
 """
 import argparse
@@ -16,13 +17,23 @@ from aidetect.settings import Settings, add_settings_arguments, settings_from_ar
 
 def _prepare(args) -> int:
     from aidetect.data import DataError, prepare
+    from aidetect.sources import SourceError, is_labelled_set, prepare_by_source
     try:
-        report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
-    except DataError as error:
+        if is_labelled_set(args.source):
+            report = prepare_by_source(args.source, args.data_dir, args.seed)
+        else:
+            report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
+    except (DataError, SourceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for split, counts in report["counts"].items():
         print(f"{split:10s} " + "  ".join(f"{c}: {n:6d}" for c, n in counts.items()))
+    if "splits" in report:
+        for split, held in report["splits"].items():
+            print(f"{split} sources: " + ", ".join(f"{s} ({n})" for s, n in held["sources"].items()))
+        print("generator families in both train and test: "
+              + (", ".join(report["families_in_train_and_test"]) or "none"))
+        return 0
     pairs = ", ".join(f"{pair.replace('~', ' and ')}: {count}"
                       for pair, count in report["duplicates_between_splits"].items())
     print(f"identical images shared between splits: {pairs}; between classes: "
@@ -46,7 +57,7 @@ def _evaluate(args) -> int:
     import json
 
     from aidetect.data import DataError
-    from aidetect.evaluate import evaluate_saved_model, format_summary
+    from aidetect.evaluate import evaluate_saved_model, format_breakdown, format_summary
     from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
     try:
@@ -57,9 +68,35 @@ def _evaluate(args) -> int:
         return 2
     print(f"{model_path} on {args.data_dir}/{args.split}")
     print(format_summary(metrics))
+    for key, title in (("by_family", "generator family"), ("by_source", "source")):
+        if key in metrics:
+            print("\n" + format_breakdown(metrics[key], title))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(dict(metrics, model=str(model_path)), indent=2))
+    return 0
+
+
+def _control(args) -> int:
+    import json
+
+    from aidetect.control import fit_and_score
+    from aidetect.data import DataError
+    from aidetect.evaluate import format_breakdown, format_summary
+    try:
+        metrics = fit_and_score(args.data_dir)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"content-only control on {args.data_dir}/test: {metrics['control']} "
+          f"(C={metrics['strength']}, validation AUC {metrics['validation_auc']:.3f})")
+    print(format_summary(metrics))
+    for key, title in (("by_family", "generator family"), ("by_source", "source")):
+        if key in metrics:
+            print("\n" + format_breakdown(metrics[key], title))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -80,7 +117,9 @@ def parser() -> argparse.ArgumentParser:
     commands = main_parser.add_subparsers(dest="command")
     prepare = commands.add_parser("prepare", help="build data/{train,validation,test}/{REAL,FAKE}")
     prepare.add_argument("--source", default="../shared/data/cifake",
-                         help="CIFAKE tars folder, a train/test folder, or its .zip (default: %(default)s)")
+                         help="CIFAKE tars folder, a train/test folder, or its .zip (default: %(default)s); "
+                              "or a labelled set (REAL/FAKE folders or tars, e.g. ../shared/data/wild): "
+                              "split by source, whole sources held out for validation and test")
     prepare.add_argument("--data-dir", default=Settings.data_dir)
     prepare.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     prepare.add_argument("--seed", type=int, default=Settings.seed)
@@ -91,12 +130,16 @@ def parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="test metrics of a saved model, loaded from disk")
     evaluate.add_argument("--model", help="a .keras file or a run folder (default: the served default model)")
     evaluate.add_argument("--data-dir", default=Settings.data_dir)
-    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test"])
+    evaluate.add_argument("--split", default="test", choices=["train", "validation", "test", "all"])
     evaluate.add_argument("--batch-size", type=int, default=Settings.batch_size)
     evaluate.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                           help="average each image with its mirror, as the app does (default: yes)")
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.set_defaults(run=_evaluate)
+    control = commands.add_parser("control", help="a content-only baseline (colours, 8x8 layout) on a prepared split")
+    control.add_argument("--data-dir", default=Settings.data_dir)
+    control.add_argument("--output", help="also write its metrics to this JSON file")
+    control.set_defaults(run=_control)
     export = commands.add_parser("export", help="write a TensorFlow SavedModel for TensorFlow Serving")
     export.add_argument("--model", help="a .keras file or a run folder (default: the served default model)")
     export.add_argument("--out", required=True,

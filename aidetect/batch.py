@@ -15,7 +15,7 @@ from tqdm import tqdm
 from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict
 from .predict import Predictor, Result
-from .preprocess import resize_to_model
+from .preprocess import model_views
 
 
 def list_inputs(paths: Sequence[str]) -> List[str]:
@@ -42,20 +42,22 @@ def _load(path: bytes):
     return rgb, b""
 
 
-def decode_op(path, image_size: int):
-    """tf.data op: file path -> (model input as float32, error message; b"" when readable)."""
+def decode_op(path, predictor: Predictor):
+    """tf.data op: file path -> (the predictor's views of it as float32, error message; b"" when
+    readable). An unreadable file gets views of a 1x1 black image (never shown: its error is)."""
     rgb, error = tf.numpy_function(_load, [path], (tf.uint8, tf.string), stateful=False)
     rgb.set_shape([None, None, 3])
     error.set_shape([])
-    return tf.cast(resize_to_model(rgb, image_size), tf.float32), error
+    views = model_views(rgb, predictor.image_size, predictor.view, predictor.crops)
+    return tf.cast(views, tf.float32), error
 
 
-def make_dataset(paths: Sequence[str], image_size: int, batch_size: int) -> tf.data.Dataset:
-    """Batches of (model inputs, errors) in the order of paths."""
+def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) -> tf.data.Dataset:
+    """Batches of (model inputs: (N, views, size, size, 3), errors) in the order of paths."""
     autotune = tf.data.AUTOTUNE
     encoded = [os.fsencode(path) for path in paths]        # bytes: any file name survives the trip
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
-    dataset = dataset.map(lambda path: decode_op(path, image_size), num_parallel_calls=autotune)
+    dataset = dataset.map(lambda path: decode_op(path, predictor), num_parallel_calls=autotune)
     return dataset.batch(batch_size).prefetch(autotune)
 
 
@@ -65,7 +67,7 @@ def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int =
     """One Result per path, in order, named exactly as the path was given."""
     names = iter(paths)
     with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=not progress) as bar:
-        for inputs, errors in make_dataset(paths, predictor.image_size, batch_size):
+        for inputs, errors in make_dataset(paths, predictor, batch_size):
             for prob_ai, error in zip(predictor.prob_ai_batch(inputs), errors.numpy()):
                 name = next(names)
                 if error:

@@ -119,7 +119,7 @@ def _validation_names(items: List[Tuple[str, str]], fraction: float, seed: int) 
     return {name for digest in chosen for name in by_hash[digest]}
 
 
-def _check_separate(source, data_dir) -> None:
+def check_separate(source, data_dir) -> None:
     """prepare deletes files in data_dir that do not belong: it must never run inside the source
     (e.g. --source data with the default --data-dir data would shrink train on every run)."""
     source, data_dir = Path(source).resolve(), Path(data_dir).resolve()
@@ -139,7 +139,7 @@ def prepare(source, data_dir="data", validation_fraction: float = VALIDATION_FRA
     """
     if not 0.0 <= validation_fraction < 1.0:
         raise DataError(f"validation fraction must be in [0, 1), got {validation_fraction}")
-    _check_separate(source, data_dir)
+    check_separate(source, data_dir)
     kind, records = open_source(source)
     content: Dict[Tuple[str, str], Dict[str, Tuple[str, bytes]]] = defaultdict(dict)
     skipped = []
@@ -216,37 +216,47 @@ def list_split(data_dir, split: str, limit: int = 0, seed: int = 42) -> Tuple[Li
     return paths, np.array(labels, dtype=np.int32)
 
 
-def load_image_op(path, image_size: int):
-    """tf.data op: file path -> size x size x 3 uint8 through the shared loader."""
+def load_image_op(path, image_size: int, view: str = "resize"):
+    """tf.data op: file path -> uint8 pixels through the shared loader: size x size x 3 ("resize"),
+    or the image at crop resolution ("crops": cut later, at random in training)."""
     import tensorflow as tf
-    from .preprocess import resize_to_model
+    from .preprocess import resize_to_model, to_crop_base
 
     image = tf.numpy_function(lambda p: images.load_rgb(p.decode()), [path], tf.uint8, stateful=False)
     image.set_shape([None, None, 3])
-    return resize_to_model(image, image_size)
+    return to_crop_base(image) if view == "crops" else resize_to_model(image, image_size)
 
 
 def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool = False,
-                 augment: str = "none", seed: int = 42, robust_probability: float = 0.5):
+                 augment: str = "none", seed: int = 42, robust_probability: float = 0.5,
+                 view: str = "resize"):
     """Batches of (raw float32 pixels, one-hot labels); decoded once, then cached in memory.
 
-    Training batches are reshuffled every epoch and augmented online (augment.py); "robust" changes
-    single images first (fresh, seeded draws every epoch), then shifts and mirrors whole batches.
+    Training batches are reshuffled every epoch, cut to one random view per image ("crops") and
+    augmented online (augment.py): "robust" changes single images (fresh, seeded draws every
+    epoch), then shifts and mirrors whole batches. Validation of a "crops" model sees centre crops.
     """
     import tensorflow as tf
     from .augment import robust_change
+    from .preprocess import crop_grid, random_view
+
+    def training_view(image, seeds):
+        crop_seed, change_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
+        image = random_view(image, image_size, view, crop_seed) if view == "crops" else image
+        return robust_change(image, change_seed, robust_probability) if augment == "robust" else image
 
     autotune = tf.data.AUTOTUNE
     dataset = tf.data.Dataset.from_tensor_slices((list(paths), np.asarray(labels)))
-    dataset = dataset.map(lambda p, y: (load_image_op(p, image_size), y), num_parallel_calls=autotune)
+    dataset = dataset.map(lambda p, y: (load_image_op(p, image_size, view), y), num_parallel_calls=autotune)
     dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    if training and augment == "robust":
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda pair, s: (robust_change(pair[0], s, robust_probability), pair[1]),
-            num_parallel_calls=autotune)
+            lambda pair, s: (training_view(pair[0], s), pair[1]), num_parallel_calls=autotune)
+    elif view == "crops":
+        dataset = dataset.map(lambda image, y: (crop_grid(image, image_size, 1)[0], y),
+                              num_parallel_calls=autotune)
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, len(CLASS_NAMES))),
                           num_parallel_calls=autotune)

@@ -1,5 +1,6 @@
 """Test-set metrics with AI-generated (FAKE) as the positive class, from probabilities."""
-from typing import Dict
+from collections import defaultdict
+from typing import Dict, Sequence
 
 import numpy as np
 from sklearn import metrics as skm
@@ -64,15 +65,57 @@ def format_summary(metrics: Dict) -> str:
     return "\n".join(lines)
 
 
+def breakdown(groups: Sequence[str], true_index, prob_ai, threshold: float = DEFAULT_THRESHOLD) -> Dict:
+    """Per group (e.g. source or generator family), largest first: images per class, accuracy and
+    AUC. A group of one class is ranked against every image of the other class (a generator's
+    images against all the real photos), a mixed group against itself."""
+    is_fake = np.asarray(true_index) == POSITIVE_INDEX
+    prob_ai = np.asarray(prob_ai, dtype=np.float64)
+    members = defaultdict(list)
+    for index, group in enumerate(groups):
+        members[group].append(index)
+    table = {}
+    for group, index in sorted(members.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        true, prob = is_fake[index], prob_ai[index]
+        if true.all() or not true.any():            # rank against the other class
+            other = is_fake != true[0]
+            true, prob = np.concatenate([true, is_fake[other]]), np.concatenate([prob, prob_ai[other]])
+        table[group] = {
+            "real": int((~is_fake[index]).sum()), "fake": int(is_fake[index].sum()),
+            "accuracy": float(np.mean((prob_ai[index] >= threshold) == is_fake[index])),
+            "auc": float(skm.roc_auc_score(true, prob)) if 0 < true.sum() < len(true) else None,
+        }
+    return table
+
+
+def format_breakdown(table: Dict, title: str) -> str:
+    lines = [f"{title:40s} {'real':>5s} {'fake':>5s} {'accuracy':>9s} {'AUC':>6s}"]
+    for group, row in table.items():
+        auc = "-" if row["auc"] is None else f"{row['auc']:.3f}"
+        lines.append(f"{group[:40]:40s} {row['real']:5d} {row['fake']:5d} {row['accuracy']:9.3f} {auc:>6s}")
+    return "\n".join(lines)
+
+
 def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64,
                          mirror: bool = True, limit: int = 0, seed: int = 42) -> Dict:
-    """Metrics of a model file as loaded from disk and run by the Predictor (what users get).
+    """Metrics of a model file as loaded from disk and run by the Predictor through classify.py's
+    pipeline (what users get); split "all" scores every split. With a manifest in data_dir (a
+    labelled set prepared by source) the metrics are also broken down per source and family.
     Imports TensorFlow (through the Predictor) only when called: this module stays light."""
     from . import data
+    from .batch import make_dataset
     from .predict import Predictor
+    from .sources import manifest_groups
 
     predictor = Predictor.load(model_path, mirror)
-    paths, labels = data.list_split(data_dir, split, limit, seed)
-    dataset = data.make_dataset(paths, labels, predictor.image_size, batch_size)
-    prob_ai = np.concatenate([predictor.prob_ai_batch(images) for images, _ in dataset])
-    return dict(compute_metrics(labels, prob_ai), mirror_averaged=mirror)
+    splits = data.SPLITS if split == "all" else (split,)
+    paths, labels = [], []
+    for name in splits:
+        split_paths, split_labels = data.list_split(data_dir, name, limit, seed)
+        paths, labels = paths + split_paths, labels + list(split_labels)
+    prob_ai = np.concatenate([predictor.prob_ai_batch(inputs) for inputs, _ in make_dataset(paths, predictor, batch_size)])
+    metrics = dict(compute_metrics(labels, prob_ai), mirror_averaged=mirror, view=predictor.view,
+                   views_per_image=predictor.crops if predictor.view == "crops" else 1)
+    for key, groups in manifest_groups(data_dir, paths).items():
+        metrics[f"by_{key}"] = breakdown(groups, labels, prob_ai)
+    return metrics

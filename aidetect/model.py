@@ -115,6 +115,10 @@ def build_model(settings: Settings, dtype: str = "") -> keras.Model:
 def _build(settings: Settings) -> keras.Model:
     inputs = keras.Input((settings.image_size, settings.image_size, 3), name=INPUT_NAME)
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="rescale")(inputs)
+    if settings.residual_input:         # x - nearest_up(x[::2, ::2]): built from serializable layers
+        coarse = keras.layers.AveragePooling2D(pool_size=1, strides=2, name="subsample")(x)
+        coarse = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")(coarse)
+        x = keras.layers.Subtract(name="residual")([x, coarse])
     backbones = {"resnet101": lambda t: resnet101_backbone(t, settings.stem),
                  "compact": _compact_backbone, "tiny": _tiny_backbone}
     if settings.backbone not in backbones:

@@ -17,7 +17,7 @@ import tensorflow as tf
 from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, Verdict, verdict
 from .model import MODEL_FILE, load_model, model_file, model_image_size
-from .preprocess import resize_to_model
+from .preprocess import model_views
 
 MODEL_ENV_VAR = "AIDETECT_MODEL"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -99,31 +99,44 @@ def forward(model, mirror: bool = True):
 
 
 class Predictor:
-    def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True):
+    def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True,
+                 view: str = "resize", crops: int = 1):
         self.model = model
         self.model_path = model_path
         self.image_size = model_image_size(model)
+        self.view, self.crops = view, crops         # preprocess.model_views: how images become inputs
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
 
     @classmethod
     def load(cls, path=None, mirror: bool = True) -> "Predictor":
-        """Raises model.ModelError with a user-facing message when the model can't be used."""
+        """Raises model.ModelError with a user-facing message when the model can't be used.
+        The view comes from the run's settings.json ("resize" where there is none)."""
         path = resolve_model_path(path)
-        return cls(load_model(path), path, mirror)
+        settings = read_run_info(path).get("settings", {})
+        return cls(load_model(path), path, mirror, settings.get("view", "resize"), settings.get("crops", 1))
 
     def run_info(self) -> Dict:
         """metrics.json and settings.json from the model's run folder ({} where absent)."""
         return read_run_info(self.model_path) if self.model_path is not None else {}
 
+    def views(self, rgb: np.ndarray) -> np.ndarray:
+        """Decoded RGB uint8 -> the model's inputs for it ((views, size, size, 3) float32, 0..255)."""
+        return model_views(rgb, self.image_size, self.view, self.crops).numpy().astype(np.float32)
+
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
-        """Decoded RGB uint8 -> the model's input (size x size x 3 float32, raw 0..255)."""
-        return resize_to_model(rgb, self.image_size).numpy().astype(np.float32)
+        """One input (size x size x 3 float32): the whole image resized, or its centre crop; what
+        explanations are drawn on."""
+        return model_views(rgb, self.image_size, self.view, 1)[0].numpy().astype(np.float32)
 
     def prob_ai_batch(self, batch: np.ndarray) -> np.ndarray:
-        """(N, size, size, 3) raw pixels -> P(AI-generated) per image."""
+        """(N, size, size, 3) raw pixels, or (N, views, size, size, 3) -> P(AI-generated) per
+        image (the mean over its views)."""
+        batch = np.asarray(batch, dtype=np.float32)
         if len(batch) == 0:
             return np.zeros((0,), dtype=np.float32)
-        return self._forward(tf.convert_to_tensor(batch, tf.float32)).numpy()[:, FAKE_INDEX]
+        flat = batch.reshape((-1,) + batch.shape[-3:])
+        prob_ai = self._forward(tf.convert_to_tensor(flat)).numpy()[:, FAKE_INDEX]
+        return prob_ai.reshape(len(batch), -1).mean(axis=1) if batch.ndim == 5 else prob_ai
 
     def classify(self, sources: Sequence, names: Optional[Sequence[str]] = None,
                  threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
@@ -136,7 +149,7 @@ class Predictor:
             if error:
                 errors[i] = error
                 continue
-            inputs[i] = self.preprocess(rgb)
+            inputs[i] = self.views(rgb)
             kept[i] = rgb if keep_images else None
         by_index = dict(zip(inputs, self.prob_ai_batch(np.stack(list(inputs.values()))))) if inputs else {}
         results = []

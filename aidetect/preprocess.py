@@ -1,12 +1,59 @@
-"""Fit a decoded RGB image to the model's input size: the same op at training and serving time.
+"""Fit a decoded RGB image to the model's input: the same ops at training and serving time.
 
+Two views (Settings.view): "resize" shrinks the whole image to the model's size (CIFAKE models);
+"crops" brings the shorter side to CROP_BASE px and takes crops of the model's size at that
+resolution (models of full-size images: the generator's pixel-level traces survive).
 Scaling pixel values is not done here: it lives inside the model, so raw 0..255 pixels go in.
 """
+import math
+
 import tensorflow as tf
+
+from .settings import CROP_BASE     # the wild set's images are 256 px; larger photos are brought to it
+
+
+def _to_uint8(image) -> tf.Tensor:
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
 def resize_to_model(image, size: int) -> tf.Tensor:
     """HxWx3 uint8 (array or tensor) -> size x size x 3 uint8 tensor (antialiased bilinear)."""
     image = tf.convert_to_tensor(image, dtype=tf.uint8)
-    resized = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return _to_uint8(tf.image.resize(image, (size, size), method="bilinear", antialias=True))
+
+
+def to_crop_base(image) -> tf.Tensor:
+    """HxWx3 uint8 -> the shorter side at CROP_BASE px (unchanged if it already is)."""
+    image = tf.convert_to_tensor(image, dtype=tf.uint8)
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    scale = CROP_BASE / tf.minimum(height, width)
+    target = tf.cast(tf.round(tf.stack([height, width]) * scale), tf.int32)
+    return tf.cond(tf.reduce_all(target == shape[:2]), lambda: image,
+                   lambda: _to_uint8(tf.image.resize(image, target, method="bilinear", antialias=True)))
+
+
+def crop_grid(image, size: int, count: int) -> tf.Tensor:
+    """count crops of size x size from a grid spread evenly over the image (1 = the centre)."""
+    per_side = math.ceil(math.sqrt(count))
+    shape = tf.shape(image)
+    fractions = tf.linspace(0.0, 1.0, per_side) if per_side > 1 else tf.constant([0.5])
+    rows = tf.cast(tf.round(fractions * tf.cast(shape[0] - size, tf.float32)), tf.int32)
+    cols = tf.cast(tf.round(fractions * tf.cast(shape[1] - size, tf.float32)), tf.int32)
+    corners = [(rows[i // per_side], cols[i % per_side]) for i in range(count)]
+    return tf.stack([image[r:r + size, c:c + size, :] for r, c in corners])
+
+
+def model_views(image, size: int, view: str = "resize", crops: int = 1) -> tf.Tensor:
+    """HxWx3 uint8 -> (views, size, size, 3) uint8: what the model sees of one image; its answer
+    is the mean over the views. "resize" has one view."""
+    if view == "crops":
+        return crop_grid(to_crop_base(image), size, crops)
+    return resize_to_model(image, size)[tf.newaxis]
+
+
+def random_view(image, size: int, view: str, seed) -> tf.Tensor:
+    """Training: the whole image resized, or one random crop (stateless `seed`, shape [2])."""
+    if view == "crops":
+        return tf.image.stateless_random_crop(to_crop_base(image), [size, size, 3], seed)
+    return resize_to_model(image, size)

@@ -13,6 +13,9 @@ STEMS = ("imagenet", "pool-only", "cifar")                  # ResNet101's first 
 PRECISIONS = ("float32", "bfloat16")                        # bfloat16 = Keras "mixed_bfloat16"
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("polynomial", "cosine")
+KEEPS = ("best", "last")
+VIEWS = ("resize", "crops")                                 # how an image becomes inputs: preprocess.py
+CROP_BASE = 256             # "crops" view: the shorter side is brought to this many pixels first
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,12 @@ class Settings:
     run_name: str = ""                  # "" = "<backbone>-<image_size>px"; same name resumes a killed run
     # data
     image_size: int = 32                # CIFAKE's native size; the seed used 224
+    view: str = field(default="resize", metadata={"choices": VIEWS})
+                                        # "resize": the whole image shrunk to image_size (CIFAKE);
+                                        # "crops": image_size crops at native resolution (shorter side
+                                        # brought to 256 px): one random crop per image and epoch in
+                                        # training, `crops` crops averaged when the model is used
+    crops: int = 9                      # "crops" view: crops averaged per image (a grid; 1 = centre)
     batch_size: int = 64
     max_train_images: int = 0           # 0 = all; a stratified subset for quick runs
     max_eval_images: int = 0            # 0 = all; limits validation and test the same way
@@ -41,6 +50,8 @@ class Settings:
                                         # ResNet101 only: "imagenet" (7x7 stride 2 + max pool:
                                         # 32 px -> 8x8 at conv2), "pool-only" (stride 1 + pool: 16x16),
                                         # "cifar" (stride 1, no pool: 32x32)
+    residual_input: bool = False        # the model sees the image minus its 2x down-up-sampled copy
+                                        # (NPR, Tan et al. 2024: upsampling traces, not content)
     noise_stddev: float = 0.1
     dense_units: int = 1024             # 0 = no hidden layer (softmax straight after pooling)
     dropout: float = 0.4
@@ -60,6 +71,9 @@ class Settings:
     lr_power: float = 2.0
     stop_patience: int = 2              # epochs with val_loss > loss before the seed's stop fires
     early_stopping_patience: int = 4
+    keep: str = field(default="best", metadata={"choices": KEEPS})
+                                        # the weights a run ends with: the epoch of lowest validation
+                                        # loss, or the last (when validation is too small to choose by)
     early_stopping_min_delta: float = 0.001
     # hardware and output
     precision: str = field(default="float32", metadata={"choices": PRECISIONS})
@@ -72,7 +86,7 @@ class Settings:
         """Refuse values that would fail later with a traceback, possibly hours into a run."""
         problems = []
         for name, low in (("image_size", 8), ("batch_size", 1), ("epochs", 1),
-                          ("stop_patience", 1), ("early_stopping_patience", 1)):
+                          ("stop_patience", 1), ("early_stopping_patience", 1), ("crops", 1)):
             if getattr(self, name) < low:
                 problems.append(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
         for name in ("max_train_images", "max_eval_images"):
@@ -92,7 +106,11 @@ class Settings:
                 problems.append(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
         if self.dense_units < 0:
             problems.append(f"--dense-units must be 0 or more, got {self.dense_units}")
-        for name in ("augment", "backbone", "stem", "precision", "optimizer", "schedule"):
+        if self.view == "crops" and self.image_size > CROP_BASE:
+            problems.append(f"--view crops needs --image-size at most {CROP_BASE}, got {self.image_size}")
+        if self.residual_input and self.image_size % 2:
+            problems.append(f"--residual-input needs an even --image-size, got {self.image_size}")
+        for name in ("augment", "backbone", "stem", "precision", "optimizer", "schedule", "view", "keep"):
             choices = next(f for f in fields(self) if f.name == name).metadata["choices"]
             if getattr(self, name) not in choices:
                 problems.append(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")

@@ -73,13 +73,16 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
     """The seed's rule: stop once val_loss > loss (here: for `patience` epochs in a row).
 
     Keeps the weights of the lowest val_loss (in memory and in `best_path`, with that loss beside
-    it) and puts them back into the model when training ends, however it ends. With resume=True
+    it) and puts them back into the model when training ends, however it ends (keep_best=False:
+    the last epoch's weights stay). With resume=True
     (BackupAndRestore is resuming a killed run) the best epoch saved before the kill still counts.
     """
 
-    def __init__(self, patience: int = 1, best_path: Optional[Path] = None, resume: bool = False):
+    def __init__(self, patience: int = 1, best_path: Optional[Path] = None, resume: bool = False,
+                 keep_best: bool = True):
         super().__init__()
         self.patience = patience
+        self.keep_best = keep_best
         self.best_path = best_path
         self.best_val_loss = math.inf
         self.best_weights = None
@@ -113,9 +116,9 @@ class StopTrainingOnValidationLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        if self.best_weights is not None:
+        if self.keep_best and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
-        elif self.best_val_loss < math.inf:     # the best epoch came before a resume
+        elif self.keep_best and self.best_val_loss < math.inf:     # the best epoch came before a resume
             self.model.load_weights(self.best_path)
         if self.best_path is not None:          # the run is over (its backup is gone too)
             for path in (self.best_path, self._loss_path()):
@@ -155,7 +158,7 @@ def make_callbacks(settings: Settings, run_dir: Path, train_images: int):
     return [
         # before the backup: a run killed between the two saves repeats the epoch, never loses its best
         StopTrainingOnValidationLoss(settings.stop_patience, run_dir / BEST_WEIGHTS_FILE,
-                                     resume=(run_dir / "backup").exists()),
+                                     resume=(run_dir / "backup").exists(), keep_best=settings.keep == "best"),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.TerminateOnNaN(),
         # only stops: the callback above alone decides which weights the run keeps
@@ -225,7 +228,7 @@ def train(settings: Settings, log=print) -> Path:
     batch = settings.batch_size         # the global batch: Keras splits it across replicas
     dataset = lambda p, y, training: shard_by_data(data.make_dataset(  # noqa: E731
         p, y, settings.image_size, batch, training=training, augment=settings.augment,
-        seed=settings.seed, robust_probability=settings.robust_probability))
+        seed=settings.seed, robust_probability=settings.robust_probability, view=settings.view))
     train_ds = dataset(train_paths, train_labels, True)
     val_ds = dataset(val_paths, val_labels, False)
     steps_per_epoch = math.ceil(len(train_paths) / batch)

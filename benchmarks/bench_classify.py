@@ -78,8 +78,10 @@ def naive_loop(predictor, paths, _):
 
 
 def decode_all(predictor, paths, batch_size) -> np.ndarray:
-    """Every image as the model's input, in one array (the same preprocessing as the pipeline)."""
-    return np.concatenate([inputs.numpy() for inputs, _ in batch.make_dataset(paths, predictor.image_size, batch_size)])
+    """Every image as the model's input, in one array (the same preprocessing as the pipeline;
+    a "crops" model's views one after another)."""
+    inputs = np.concatenate([inputs.numpy() for inputs, _ in batch.make_dataset(paths, predictor, batch_size)])
+    return inputs.reshape((-1,) + inputs.shape[-3:])
 
 
 def raw_predict(predictor, inputs, batch_size):

@@ -69,6 +69,12 @@ def test_stop_callback_waits_for_patience_then_restores_best():
     assert model.epoch_weights == 1                    # lowest val_loss was at epoch 1
 
 
+def test_stop_callback_can_leave_the_last_epochs_weights():
+    logs = [(1.0, 0.5), (0.9, 1.2), (0.8, 1.1)]
+    model = _play(StopTrainingOnValidationLoss(patience=5, keep_best=False), logs)
+    assert model.epoch_weights == 2                    # not epoch 0, the lowest val_loss
+
+
 def test_stop_callback_resets_when_validation_recovers():
     logs = [(1.0, 1.1), (0.9, 0.8), (0.8, 0.9), (0.7, 0.6)]
     callback = StopTrainingOnValidationLoss(patience=2)

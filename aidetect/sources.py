@@ -1,0 +1,210 @@
+"""Labelled image sets beyond CIFAKE (e.g. ../shared/data/wild): where each image came from, and
+splits that hold out whole sources, so that a score says how a model does on sources it never saw.
+
+A labelled set is a folder holding REAL/ and FAKE/ (sub-folders or REAL.tar/FAKE.tar) and, optionally,
+manifest.jsonl: one JSON object per image with "file" ("REAL/real_0000.jpg"), "source_repo" and,
+for generated images, "generator". Without a manifest every image's source is "unknown".
+"""
+import json
+import random
+import re
+import tarfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
+
+from . import images
+from .files import write_atomically
+from .labels import CLASS_NAMES
+
+MANIFEST_FILE = "manifest.jsonl"
+UNKNOWN = "unknown"
+HELD_OUT_FRACTIONS = {"validation": 0.10, "test": 0.20}     # of each class, in whole sources
+OVERSHOOT = 1.3                                             # a held-out split may exceed its share by this factor
+
+# generator labels -> families (first match wins); the wild set's README groups them the same way
+_FAMILIES = (
+    (r"stable diffusion (v1|1\.)|sd 1\.5", "Stable Diffusion 1.x"),
+    (r"stable diffusion 2", "Stable Diffusion 2.x"),
+    (r"stable diffusion 3", "Stable Diffusion 3/3.5"),
+    (r"sdxl", "SDXL"),
+    (r"flux", "FLUX.1"),
+    (r"stylegan", "StyleGAN2"),
+    (r"dall", "DALL-E 2"),
+    (r"midjourney", "Midjourney"),
+    (r"stable cascade", "Stable Cascade"),
+    (r"auraflow|hidream|chroma|qwen|lumina|cosmos|hunyuan", "other diffusion transformers"),
+)
+
+
+class SourceError(ValueError):
+    """A labelled set that cannot be used; the message says what was expected."""
+
+
+def generator_family(generator: str) -> str:
+    """'Stable Diffusion v1.x' -> 'Stable Diffusion 1.x'; labels matching no family stay as they are."""
+    for pattern, family in _FAMILIES:
+        if re.search(pattern, generator, re.IGNORECASE):
+            return family
+    return generator or UNKNOWN
+
+
+def _family(row: Dict, class_name: str) -> str:
+    return generator_family(row.get("generator", "")) if class_name == "FAKE" else "camera photo"
+
+
+@dataclass(frozen=True)
+class Item:
+    file: str                   # "REAL/real_0000.jpg": class folder / file name
+    class_name: str             # "REAL" or "FAKE"
+    source: str                 # the repository (or collection) the image came from
+    family: str                 # generator family for FAKE, "camera photo" for REAL
+    read: Callable[[], bytes]
+
+
+def is_labelled_set(folder) -> bool:
+    folder = Path(folder)
+    return all((folder / f"{c}.tar").is_file() or (folder / c).is_dir() for c in CLASS_NAMES)
+
+
+def _read_manifest(folder: Path) -> Dict[str, Dict]:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        return {}
+    try:
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return {row["file"]: row for row in rows}
+    except (ValueError, KeyError, TypeError) as error:
+        raise SourceError(f"{path}: not a manifest of JSON lines with a 'file' key ({error})") from None
+
+
+def _member_files(folder: Path, class_name: str) -> Iterator[Tuple[str, Callable[[], bytes]]]:
+    tar = folder / f"{class_name}.tar"
+    if tar.is_file():
+        with tarfile.open(tar) as archive:
+            for member in archive:
+                if member.isfile() and images.is_image_path(Path(member.name)):
+                    data = archive.extractfile(member).read()
+                    yield f"{class_name}/{Path(member.name).name}", lambda d=data: d
+    else:
+        for path in images.list_image_files(folder / class_name):
+            yield f"{class_name}/{path.relative_to(folder / class_name).as_posix()}", path.read_bytes
+
+
+def read_labelled_set(folder) -> List[Item]:
+    """Every image of a labelled set, with its source and family from the manifest (if any)."""
+    folder = Path(folder)
+    if not is_labelled_set(folder):
+        raise SourceError(f"{folder}: expected REAL/ and FAKE/ folders or REAL.tar and FAKE.tar "
+                          f"(and optionally {MANIFEST_FILE})")
+    manifest = _read_manifest(folder)
+    items = []
+    try:
+        for class_name in CLASS_NAMES:
+            for file, read in _member_files(folder, class_name):
+                row = manifest.get(file, {})
+                items.append(Item(file, class_name, row.get("source_repo", UNKNOWN), _family(row, class_name), read))
+    except (tarfile.TarError, OSError, EOFError) as error:
+        raise SourceError(f"{folder}: cannot read ({error})") from None
+    if not items:
+        raise SourceError(f"{folder}: no images in REAL/ or FAKE/")
+    return items
+
+
+def split_by_source(items: List[Item], seed: int = 42,
+                    fractions: Optional[Dict[str, float]] = None) -> Dict[str, str]:
+    """source -> "train", "validation" or "test". Whole sources are held out: visited in a seeded
+    order, each goes to the held-out split furthest below its share of every class it has images
+    of, if it fits (share x OVERSHOOT), else to train. A source that alone holds more than a
+    held-out split's allowance always trains."""
+    fractions = fractions or HELD_OUT_FRACTIONS
+    per_source = defaultdict(Counter)
+    for item in items:
+        per_source[item.source][item.class_name] += 1
+    class_totals = Counter(item.class_name for item in items)
+    filled = {split: Counter() for split in fractions}
+    order = sorted(per_source)
+    random.Random(seed).shuffle(order)
+    assignment = {}
+    for source in order:
+        counts = per_source[source]
+        fitting = [split for split, share in fractions.items()
+                   if all(filled[split][c] + n <= share * OVERSHOOT * class_totals[c] for c, n in counts.items())]
+        if not fitting:
+            assignment[source] = "train"
+            continue
+        deficit = lambda split: min(filled[split][c] / (fractions[split] * class_totals[c])  # noqa: E731
+                                    for c in counts)
+        chosen = min(fitting, key=deficit)
+        if deficit(chosen) >= 1:            # every split that could take it is already full
+            assignment[source] = "train"
+            continue
+        assignment[source] = chosen
+        filled[chosen].update(counts)
+    return assignment
+
+
+def describe_split(items: List[Item], assignment: Dict[str, str]) -> Dict:
+    """What each split holds (images per class, sources, families), and the families that appear
+    in test as well as in train (those are not held out)."""
+    splits = {}
+    for split in ("train", "validation", "test"):
+        chosen = [item for item in items if assignment[item.source] == split]
+        splits[split] = {
+            "images": dict(Counter(item.class_name for item in chosen)),
+            "sources": {s: n for s, n in sorted(Counter(item.source for item in chosen).items())},
+            "families": dict(Counter(item.family for item in chosen if item.class_name == "FAKE").most_common()),
+        }
+    shared = sorted(set(splits["train"]["families"]) & set(splits["test"]["families"]))
+    return {"splits": splits, "families_in_train_and_test": shared}
+
+
+def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict[str, float]] = None) -> Dict:
+    """data_dir/{train,validation,test}/{REAL,FAKE}/ from a labelled set, whole sources held out
+    (split_by_source), with its manifest beside them; safe to re-run (files that do not belong are
+    removed). Returns the report written to data_dir/prepare_report.json."""
+    from .data import REPORT_FILE, SPLITS, class_dir, check_separate
+
+    check_separate(source, data_dir)
+    items = read_labelled_set(source)
+    assignment = split_by_source(items, seed, fractions)
+    wanted = defaultdict(dict)
+    for item in items:
+        wanted[(assignment[item.source], item.class_name)][Path(item.file).name] = item
+    written = 0
+    for split in SPLITS:
+        for class_name in CLASS_NAMES:
+            folder = class_dir(data_dir, split, class_name)
+            folder.mkdir(parents=True, exist_ok=True)
+            files = wanted[(split, class_name)]
+            for stale in folder.iterdir():
+                if stale.name not in files:
+                    stale.unlink()
+            for name, item in files.items():
+                if not (folder / name).is_file():
+                    write_atomically(folder / name, item.read())
+                    written += 1
+    manifest = Path(source) / MANIFEST_FILE
+    if manifest.is_file():
+        write_atomically(Path(data_dir) / MANIFEST_FILE, manifest.read_bytes())
+    report = {"source": str(source), "source_kind": "labelled set, split by source", "data_dir": str(data_dir),
+              "seed": seed, "held_out_fractions": fractions or HELD_OUT_FRACTIONS, "files_written": written,
+              "counts": {s: {c: len(wanted[(s, c)]) for c in CLASS_NAMES} for s in SPLITS},
+              **describe_split(items, assignment)}
+    write_atomically(Path(data_dir) / REPORT_FILE, json.dumps(report, indent=2))
+    return report
+
+
+def manifest_groups(data_dir, paths: List[str]) -> Dict[str, List[str]]:
+    """Per path of a prepared split: its "source" and "family" from data_dir's manifest (empty
+    when there is none)."""
+    manifest = _read_manifest(Path(data_dir))
+    if not manifest:
+        return {}
+    keys = [f"{Path(p).parent.name}/{Path(p).name}" for p in paths]       # class folder / file name
+    rows = [manifest.get(key, {}) for key in keys]
+    return {
+        "source": [row.get("source_repo", UNKNOWN) for row in rows],
+        "family": [_family(row, key.split("/")[0]) for row, key in zip(rows, keys)],
+    }
