@@ -20,8 +20,9 @@ from PIL import Image
 from aidetect import explain, images, results
 from aidetect.labels import AI_LABEL, DEFAULT_THRESHOLD, REAL_LABEL, UNCERTAIN_LABEL, predicted_index, verdict
 from aidetect.model import ModelError
-from aidetect.predict import (MODEL_ENV_VAR, Predictor, Result, read_run_info, resolve_model_path,
+from aidetect.predict import (MODEL_ENV_VAR, Predictor, read_run_info, resolve_model_path,
                               settle_long_lived_process, shipped_model_paths)
+from aidetect.results import Result
 
 PAGE_UNCERTAIN_BAND = 0.1       # the page asks for a human look near the threshold by default
 MAX_UNCERTAIN_BAND = 0.25

@@ -8,14 +8,14 @@ import os
 import sys
 from typing import Iterator, List, Sequence, Tuple
 
-import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict
-from .predict import Predictor, Result
-from .preprocess import model_views
+from .predict import Predictor
+from .results import Result
+from .preprocess import decode_op, model_views
 
 
 def list_inputs(paths: Sequence[str]) -> List[str]:
@@ -35,21 +35,10 @@ def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:
     return total * index // count, total * (index + 1) // count
 
 
-def _load(path: bytes):
-    rgb, error = images.try_load_rgb(os.fsdecode(path))
-    if error:
-        return np.zeros((1, 1, 3), np.uint8), error.encode()
-    return rgb, b""
-
-
-def decode_op(path, predictor: Predictor):
-    """tf.data op: file path -> (the predictor's views of it as float32, error message; b"" when
-    readable). An unreadable file gets views of a 1x1 black image (never shown: its error is)."""
-    rgb, error = tf.numpy_function(_load, [path], (tf.uint8, tf.string), stateful=False)
-    rgb.set_shape([None, None, 3])
-    error.set_shape([])
-    views = model_views(rgb, predictor.image_size, predictor.view, predictor.crops)
-    return tf.cast(views, tf.float32), error
+def inputs_op(path, predictor: Predictor):
+    """tf.data op: file path -> (the predictor's views of it as float32, error message)."""
+    rgb, error = decode_op(path)
+    return tf.cast(model_views(rgb, predictor.image_size, predictor.view, predictor.crops), tf.float32), error
 
 
 def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) -> tf.data.Dataset:
@@ -57,7 +46,7 @@ def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) ->
     autotune = tf.data.AUTOTUNE
     encoded = [os.fsencode(path) for path in paths]        # bytes: any file name survives the trip
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
-    dataset = dataset.map(lambda path: decode_op(path, predictor), num_parallel_calls=autotune)
+    dataset = dataset.map(lambda path: inputs_op(path, predictor), num_parallel_calls=autotune)
     return dataset.batch(batch_size).prefetch(autotune)
 
 

@@ -16,7 +16,8 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from . import images, results
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision
-from .predict import Predictor, Result, resolve_model_path
+from .predict import Predictor, resolve_model_path
+from .results import Result
 
 HEADER = ",".join(results.COLUMNS)
 

@@ -220,10 +220,12 @@ def load_image_op(path, image_size: int, view: str = "resize"):
     """tf.data op: file path -> uint8 pixels through the shared loader: size x size x 3 ("resize"),
     or the image at crop resolution ("crops": cut later, at random in training)."""
     import tensorflow as tf
-    from .preprocess import resize_to_model, to_crop_base
+    from .preprocess import decode_op, resize_to_model, to_crop_base
 
-    image = tf.numpy_function(lambda p: images.load_rgb(p.decode()), [path], tf.uint8, stateful=False)
-    image.set_shape([None, None, 3])
+    image, error = decode_op(path)
+    with tf.control_dependencies([tf.debugging.assert_equal(error, "", message="unreadable training image "
+                                                            "(run `model_training.py prepare` again)")]):
+        image = tf.identity(image)
     return to_crop_base(image) if view == "crops" else resize_to_model(image, image_size)
 
 

@@ -6,7 +6,6 @@ import functools
 import gc
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -15,9 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from . import images
-from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, Verdict, verdict
+from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, verdict
 from .model import MODEL_FILE, load_model, model_file, model_image_size
 from .preprocess import model_views
+from .results import Result
 
 MODEL_ENV_VAR = "AIDETECT_MODEL"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -52,19 +52,6 @@ def read_run_info(model_path) -> Dict:
         except (OSError, ValueError):       # absent or unreadable: the caller shows less
             pass
     return info
-
-
-@dataclass(frozen=True)
-class Result:
-    name: str
-    prob_ai: Optional[float] = None
-    verdict: Optional[Verdict] = None
-    error: Optional[str] = None
-    image: Optional[np.ndarray] = None        # the decoded RGB image, for display/explanations
-
-    @property
-    def label(self) -> str:
-        return self.verdict.label if self.verdict else ""
 
 
 def settle_long_lived_process() -> None:

@@ -6,10 +6,30 @@ resolution (models of full-size images: the generator's pixel-level traces survi
 Scaling pixel values is not done here: it lives inside the model, so raw 0..255 pixels go in.
 """
 import math
+import os
 
+import numpy as np
 import tensorflow as tf
 
+from . import images
 from .settings import CROP_BASE     # the wild set's images are 256 px; larger photos are brought to it
+
+
+def _load(path: bytes):
+    rgb, error = images.try_load_rgb(os.fsdecode(path))
+    if error:
+        return np.zeros((1, 1, 3), np.uint8), error.encode()
+    return rgb, b""
+
+
+def decode_op(path):
+    """tf.data op: file path -> (HxWx3 uint8 through the shared loader, error message; b"" when
+    readable). Training and every serving path decode through it. An unreadable file gives a
+    1x1 black image, never used: its error is."""
+    rgb, error = tf.numpy_function(_load, [path], (tf.uint8, tf.string), stateful=False)
+    rgb.set_shape([None, None, 3])
+    error.set_shape([])
+    return rgb, error
 
 
 def _to_uint8(image) -> tf.Tensor:

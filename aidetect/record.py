@@ -2,7 +2,9 @@
 
 The code version (git commit, and whether the tree had uncommitted changes), package versions, the
 command line, the machine, and the lineage: a run started with --init-from embeds its parent's own
-record, so a chain of training stages can be followed from the shipped folder back to random weights.
+record, so a chain of training stages can be followed from the shipped folder back to random weights;
+and the data: `prepare`'s report of the data folder it trained on (its splits, and for a labelled set
+which sources each split holds).
 """
 import json
 import os
@@ -65,4 +67,15 @@ def new_record(settings) -> Dict:
         "machine": _machine(),
         "settings": json.loads(settings.to_json()),
         "parent": parent_record(settings.init_from),
+        "data": _data_report(settings.data_dir),
     }
+
+
+def _data_report(data_dir) -> Optional[Dict]:
+    from .data import REPORT_FILE
+    try:
+        report = json.loads((Path(data_dir) / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    report.pop("skipped", None)             # CIFAKE's list of unreadable files: long, in the data folder
+    return report

@@ -1,11 +1,31 @@
-"""Rows of classification results, and CSV/JSON files of them (classify.py and the web app)."""
+"""Classification results, and CSV/JSON files of them (classify.py, the web app, Beam).
+
+Light on purpose: writing results never imports TensorFlow.
+"""
 import csv
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, TextIO
+from typing import Dict, Iterable, List, Optional, TextIO
 
-from .predict import Result
+import numpy as np
+
+from .labels import Verdict
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    prob_ai: Optional[float] = None
+    verdict: Optional[Verdict] = None
+    error: Optional[str] = None
+    image: Optional[np.ndarray] = None        # the decoded RGB image, for display/explanations
+
+    @property
+    def label(self) -> str:
+        return self.verdict.label if self.verdict else ""
+
 
 COLUMNS = ("path", "label", "prob_ai", "error")
 

@@ -172,6 +172,10 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
     wanted = defaultdict(dict)
     for item in items:
         wanted[(assignment[item.source], item.class_name)][Path(item.file).name] = item
+    empty = [f"{split} would hold no {c} images" for split in SPLITS for c in CLASS_NAMES if not wanted[(split, c)]]
+    if empty:
+        raise SourceError(f"{source}: {'; '.join(empty)} (too few sources, or none small enough to hold "
+                          "out whole); try another --seed or a set with more sources")
     written = 0
     for split in SPLITS:
         for class_name in CLASS_NAMES:

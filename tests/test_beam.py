@@ -9,7 +9,8 @@ beam = pytest.importorskip("apache_beam", reason="apache-beam is not installed: 
 
 from aidetect import batch, results  # noqa: E402
 from aidetect.beam_pipeline import classify_pattern, csv_row  # noqa: E402
-from aidetect.predict import Predictor, Result  # noqa: E402
+from aidetect.predict import Predictor  # noqa: E402
+from aidetect.results import Result  # noqa: E402
 
 pytestmark = [pytest.mark.slow]
 

@@ -133,3 +133,27 @@ def test_unwritable_explain_folder_is_a_one_line_error(image_dir, tiny_model_pat
     (image_dir.parent / "taken").write_text("a file where the folder should go")
     status, out, err = run(capsys, "./images/", "--model", tiny_model_path, "--explain", "taken/overlays")
     assert status == 1 and out == "" and err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def test_gif_and_tiff_files_are_scanned_and_classified(image_dir, tiny_model_path, capsys):
+    from PIL import Image
+    from tests.bad_inputs import animated_gif
+    (image_dir / "moving.gif").write_bytes(animated_gif())
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(image_dir / "scan.tif")
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(image_dir / "scan2.TIFF")
+    (image_dir / "broken.tiff").write_bytes(b"II*\x00 truncated")
+    status, out, _ = run(capsys, image_dir, "--model", tiny_model_path)
+    rows = {row["path"].rsplit("/", 1)[-1]: row for row in csv_rows(out)}
+    for name in ("moving.gif", "scan.tif", "scan2.TIFF"):
+        assert rows[name]["label"] and rows[name]["prob_ai"] and not rows[name]["error"], name
+    assert rows["broken.tiff"]["error"] and not rows["broken.tiff"]["label"]
+
+
+def test_writing_results_does_not_import_tensorflow():
+    import subprocess
+    import sys
+    code = ("import sys; from aidetect import results; from aidetect.labels import verdict; "
+            "r = results.Result('a.png', 0.9, verdict(0.9)); print(results.to_csv([r]).splitlines()[1]); "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["a.png,AI-generated,0.900000,", "False"]

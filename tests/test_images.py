@@ -53,15 +53,26 @@ def test_missing_file_is_an_error_not_a_crash(tmp_path):
     assert rgb is None and error.startswith("cannot open file")
 
 
-def test_training_pipeline_and_serving_see_identical_pixels(sample_dir):
-    """Both go through images.load_rgb and preprocess.resize_to_model: no training/serving skew."""
+def test_training_and_every_serving_path_see_identical_pixels(sample_dir, tiny_model_path):
+    """Training/evaluation batches (data.make_dataset), classify.py/Beam/evaluate (batch.inputs_op)
+    and the page (Predictor.views) decode through preprocess.decode_op or images.load_rgb and fit
+    through preprocess: byte-identical inputs, so training and serving cannot drift apart."""
+    from aidetect import batch
     from aidetect.data import make_dataset
+    from aidetect.predict import Predictor
     from aidetect.preprocess import resize_to_model
     paths = sorted(str(p) for p in (sample_dir / "FAKE").iterdir())[:4]
     for size in (32, 64):
-        batch, _ = next(iter(make_dataset(paths, [1] * 4, image_size=size, batch_size=4)))
-        served = np.stack([resize_to_model(images.load_rgb(p), size).numpy() for p in paths])
-        np.testing.assert_array_equal(batch.numpy(), served.astype(np.float32))
+        training, _ = next(iter(make_dataset(paths, [1] * 4, image_size=size, batch_size=4)))
+        expected = np.stack([resize_to_model(images.load_rgb(p), size).numpy() for p in paths]).astype(np.float32)
+        np.testing.assert_array_equal(training.numpy(), expected)
+    predictor = Predictor.load(tiny_model_path)
+    streamed, errors = next(iter(batch.make_dataset(paths, predictor, 4)))
+    assert not any(errors.numpy())
+    training, _ = next(iter(make_dataset(paths, [1] * 4, image_size=predictor.image_size, batch_size=4)))
+    page = np.stack([predictor.views(images.load_rgb(Path(p).read_bytes())) for p in paths])
+    np.testing.assert_array_equal(streamed.numpy(), page)
+    np.testing.assert_array_equal(streamed.numpy()[:, 0], training.numpy())
 
 
 def test_a_decoder_bug_is_an_error_message_not_a_crash(monkeypatch):

@@ -16,8 +16,9 @@ from aidetect.sources import (SourceError, describe_split, generator_family, is_
 WILD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "wild"
 # (source, class, images, generator): REAL sources are greenish, FAKE ones reddish
 SOURCES = [("cams/a", "REAL", 12, ""), ("cams/b", "REAL", 4, ""), ("cams/c", "REAL", 3, ""),
-           ("gen/sd", "FAKE", 12, "Stable Diffusion v1.x"), ("gen/flux", "FAKE", 4, "FLUX.1-dev"),
-           ("gen/gan", "FAKE", 3, "StyleGAN2 (FFHQ faces)")]
+           ("cams/d", "REAL", 2, ""), ("gen/sd", "FAKE", 12, "Stable Diffusion v1.x"),
+           ("gen/flux", "FAKE", 4, "FLUX.1-dev"), ("gen/gan", "FAKE", 3, "StyleGAN2 (FFHQ faces)"),
+           ("gen/dalle", "FAKE", 2, "DALL-E 2 (preview)")]
 
 
 def _picture(class_name: str, index: int, size: int = 64) -> bytes:
@@ -98,6 +99,13 @@ def test_splits_hold_out_whole_sources_seeded_and_the_biggest_source_trains(tmp_
         assert not set(report["splits"][split]["sources"]) & set(report["splits"]["train"]["sources"])
 
 
+def test_prepare_refuses_a_split_without_both_classes_and_writes_nothing(tmp_path):
+    source = make_labelled_set(tmp_path / "set")
+    with pytest.raises(SourceError, match="validation would hold no"):
+        prepare_by_source(source, tmp_path / "prepared", fractions={"validation": 0.01, "test": 0.25})
+    assert not (tmp_path / "prepared").exists()
+
+
 def test_prepare_by_source_writes_the_layout_and_a_report_and_reruns_cleanly(tmp_path):
     source = make_labelled_set(tmp_path / "set")
     data_dir = tmp_path / "prepared"
@@ -137,6 +145,32 @@ def test_the_content_control_sees_colour_and_only_colour(tmp_path):
     metrics = fit_and_score(data_dir)
     assert metrics["auc"] == 1.0            # our sets differ by colour: the control must find it
     assert set(metrics["by_source"]) <= {source for source, *_ in SOURCES}
+
+
+@pytest.mark.slow
+def test_a_crops_model_trains_on_sources_and_reports_per_source(tmp_path, capsys):
+    import model_training
+    from aidetect.settings import Settings
+    from aidetect.train import train
+    data_dir = tmp_path / "prepared"
+    assert model_training.main(["prepare", "--source", str(make_labelled_set(tmp_path / "set")),
+                                "--data-dir", str(data_dir), "--seed", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "test sources:" in printed and "generator families in both train and test:" in printed
+    settings = Settings(data_dir=str(data_dir), models_dir=str(tmp_path / "models"), run_name="crops",
+                        backbone="tiny", dense_units=8, image_size=32, view="crops", crops=4, epochs=1,
+                        batch_size=8, verbose=0, keep="last", residual_input=True, augment="robust")
+    run_dir = train(settings, log=lambda *_: None)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["view"] == "crops" and metrics["views_per_image"] == 4
+    test_sources = json.loads((data_dir / "prepare_report.json").read_text())["splits"]["test"]["sources"]
+    assert set(metrics["by_source"]) == set(test_sources)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["data"]["splits"]["test"]["sources"] == test_sources      # the split, written down
+    assert model_training.main(["evaluate", "--model", str(run_dir), "--data-dir", str(data_dir),
+                                "--split", "all"]) == 0
+    printed = capsys.readouterr().out
+    assert "generator family" in printed and "StyleGAN2" in printed and f"Test images: {len(read_labelled_set(tmp_path / 'set'))}" in printed
 
 
 @pytest.mark.slow

@@ -136,6 +136,7 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
         "graphs", "history.json", "metrics.json", "model.keras", "run.json", "settings.json"]
     record = json.loads((run_dir / "run.json").read_text())
     assert record["settings"] == json.loads(settings.to_json()) and record["parent"] is None
+    assert record["data"]["counts"] == json.loads((sample_data / "prepare_report.json").read_text())["counts"]
     assert set(record["packages"]) == {"python", "tensorflow", "keras", "numpy"}
     assert record["machine"]["cpus"] >= 1 and isinstance(record["machine"]["gpus"], list)
     assert len(record["git_commit"] or "0" * 40) == 40 and record["command"]
