@@ -128,7 +128,7 @@ def test_png_webp_bmp_and_large_photos(monkeypatch, ai_model_path):
              ("old.bmp", encoded("BMP", (64, 64)), "image/bmp")]
     page = open_page(monkeypatch, ai_model_path, files)
     assert not page.error and len(verdicts(page)) == 3
-    assert set(page.file_uploader[0].allowed_type) == {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+    assert set(page.file_uploader[0].allowed_type) == {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 
 
 def test_threshold_and_uncertain_band_change_verdicts(monkeypatch, ai_model_path, sample_dir):
