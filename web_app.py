@@ -26,6 +26,7 @@ from aidetect.results import Result
 
 PAGE_UNCERTAIN_BAND = 0.1       # the page asks for a human look near the threshold by default
 MAX_UNCERTAIN_BAND = 0.25
+WILD_MIN_IMAGES = 10            # generator families with fewer images are not quoted on the page
 DISPLAY_WIDTH = 256             # pixels; 32x32 images would be unreadable at their own size
 THUMBNAIL_SIZE = 2 * DISPLAY_WIDTH      # sharp on high-density screens
 VERDICT_TEXT = {AI_LABEL: "AI-generated", REAL_LABEL: "Real",
@@ -158,8 +159,21 @@ def show_model_note(predictor: Predictor) -> None:
     else:
         processing = ("How it copes with ordinary photo processing (blur, resizing, sharpening…) was "
                       "not measured for this model.")
-    st.warning(f"Images from other generators (Midjourney, DALL·E, newer Stable Diffusion…) may fool "
-               f"it. {processing} Treat a verdict as a hint, not as proof.")
+    st.warning(f"{other_generators(info.get('wild', {}))} {processing} Treat a verdict as a hint, not as proof.")
+
+
+def other_generators(wild: dict) -> str:
+    """What the model's wild.json measured per generator family, or a plain caution without it."""
+    families = {name: row["auc"] for name, row in wild.get("by_family", {}).items()
+                if isinstance(row, dict) and row.get("fake", 0) >= WILD_MIN_IMAGES and row.get("auc") is not None}
+    if not families:
+        return "Images from other generators (Midjourney, DALL·E, newer Stable Diffusion…) may fool it."
+    ranked = ", ".join(f"{name} {auc:.2f}" for name, auc in sorted(families.items(), key=lambda kv: -kv[1]))
+    count = wild.get("images")
+    count = f"{count:,}" if isinstance(count, int) else "the"
+    return (f"On {count} full-size images from other sources (the wild set, shrunk to this size) it ranks "
+            f"each generator's images above real photos this often (AUC; 0.50 = chance): {ranked}. "
+            "Generators other than Stable Diffusion can fool it.")
 
 
 def threshold_controls() -> Tuple[float, float]:

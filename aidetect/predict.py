@@ -43,10 +43,11 @@ def shipped_model_paths() -> List[Path]:
 
 
 def read_run_info(model_path) -> Dict:
-    """metrics.json, settings.json and robustness.json (benchmarks/robustness.py --json) from a
-    model's run folder; a key is missing where its file is absent or unreadable."""
+    """metrics.json, settings.json, robustness.json (benchmarks/robustness.py --json) and wild.json
+    (`evaluate` on the wild set, by generator family) from a model's run folder; a key is missing
+    where its file is absent or unreadable."""
     info = {}
-    for name in ("metrics", "settings", "robustness"):
+    for name in ("metrics", "settings", "robustness", "wild"):
         try:
             info[name] = json.loads((Path(model_path).parent / f"{name}.json").read_text())
         except (OSError, ValueError):       # absent or unreadable: the caller shows less

@@ -91,6 +91,10 @@ def test_model_picker_lists_shipped_models_with_accuracy_and_switches_answers(
     says_real = _saved_tiny(models / "default", tiny_settings, [10.0, 0.0], 0.956)
     (says_real.parent / "robustness.json").write_text(json.dumps(
         {"mean_accuracy": 0.81, "worst_accuracy": 0.70, "worst_change": "sharpened"}))
+    (says_real.parent / "wild.json").write_text(json.dumps({"images": 2162, "by_family": {
+        "camera photo": {"real": 1090, "fake": 0, "auc": 0.79},
+        "Stable Diffusion 1.x": {"real": 0, "fake": 934, "auc": 0.815},
+        "FLUX.1": {"real": 0, "fake": 31, "auc": 0.589}, "Kolors": {"real": 0, "fake": 2, "auc": 0.84}}}))
     monkeypatch.setattr(aidetect.predict, "MODELS_DIR", models)
     page = open_page(monkeypatch, says_ai, uploads(sample_dir / "FAKE", 2))
     picker = page.selectbox(key="model")
@@ -101,6 +105,10 @@ def test_model_picker_lists_shipped_models_with_accuracy_and_switches_answers(
     assert not page.exception and len(verdicts(page)) == 2 and all("Real" in v for v in verdicts(page))
     assert "answering: default (tiny, 95.6% on CIFAKE test)" in page.info[0].value.replace("\\", "")
     assert "81.0% on average and 70.0% at worst (sharpened)" in page.warning[0].value
+    # the wild set's numbers from the model's own wild.json, families of ten images or more
+    assert "On 2,162 full-size images" in page.warning[0].value
+    assert "Stable Diffusion 1.x 0.81, FLUX.1 0.59." in page.warning[0].value
+    assert "Kolors" not in page.warning[0].value and "camera photo" not in page.warning[0].value
 
 
 def test_unreadable_upload_gets_its_own_error_and_others_still_get_verdicts(
