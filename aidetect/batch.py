@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Iterator, List, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
@@ -15,7 +16,7 @@ from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict
 from .predict import Predictor
 from .results import Result
-from .preprocess import decode_op, model_views
+from .preprocess import read_inputs, view_count
 
 
 def list_inputs(paths: Sequence[str]) -> List[str]:
@@ -35,19 +36,31 @@ def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:
     return total * index // count, total * (index + 1) // count
 
 
-def inputs_op(path, predictor: Predictor):
-    """tf.data op: file path -> (the predictor's views of it as float32, error message)."""
-    rgb, error = decode_op(path)
-    return tf.cast(model_views(rgb, predictor.image_size, predictor.view, predictor.crops), tf.float32), error
-
-
 def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) -> tf.data.Dataset:
-    """Batches of (model inputs: (N, views, size, size, 3), errors) in the order of paths."""
-    autotune = tf.data.AUTOTUNE
+    """Batches of (model inputs: (N, views, size, size, 3) float32, errors; b"" when readable) in
+    the order of paths. Each batch of files is read by one Python call (preprocess.read_inputs per
+    file), so the per-file cost is the decoder's, not tf.data's; memory holds a few batches of
+    model inputs and one full-size image per call at a time."""
+    size, view, crops = predictor.image_size, predictor.view, predictor.crops
+    blank = np.zeros((view_count(view, crops), size, size, 3), np.uint8)     # an unreadable file's inputs
+
+    def read_batch(batch_paths):
+        inputs, errors = [], []
+        for path in batch_paths.numpy():
+            _, views, error = read_inputs(os.fsdecode(path), size, view, crops)
+            inputs.append(blank if error else views)
+            errors.append((error or "").encode())
+        return np.stack(inputs), np.array(errors, dtype=object)
+
+    def read_op(batch_paths):
+        inputs, errors = tf.py_function(read_batch, [batch_paths], (tf.uint8, tf.string))
+        inputs.set_shape([None, view_count(view, crops), size, size, 3])
+        errors.set_shape([None])
+        return tf.cast(inputs, tf.float32), errors
+
     encoded = [os.fsencode(path) for path in paths]        # bytes: any file name survives the trip
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
-    dataset = dataset.map(lambda path: inputs_op(path, predictor), num_parallel_calls=autotune)
-    return dataset.batch(batch_size).prefetch(autotune)
+    return dataset.batch(batch_size).map(read_op, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int = 64,

@@ -13,10 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, verdict
 from .model import MODEL_FILE, load_model, model_file, model_image_size
-from .preprocess import model_views
+from .preprocess import model_views, read_inputs
 from .results import Result
 
 MODEL_ENV_VAR = "AIDETECT_MODEL"
@@ -133,11 +132,11 @@ class Predictor:
         names = list(names) if names is not None else [str(s) for s in sources]
         inputs, kept, errors = {}, {}, {}
         for i, source in enumerate(sources):     # one full-size decode in memory at a time
-            rgb, error = images.try_load_rgb(source)
+            rgb, views, error = read_inputs(source, self.image_size, self.view, self.crops)
             if error:
                 errors[i] = error
                 continue
-            inputs[i] = self.views(rgb)
+            inputs[i] = views.astype(np.float32)
             kept[i] = rgb if keep_images else None
         by_index = dict(zip(inputs, self.prob_ai_batch(np.stack(list(inputs.values()))))) if inputs else {}
         results = []

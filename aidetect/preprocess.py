@@ -72,6 +72,23 @@ def model_views(image, size: int, view: str = "resize", crops: int = 1) -> tf.Te
     return resize_to_model(image, size)[tf.newaxis]
 
 
+def view_count(view: str, crops: int) -> int:
+    return crops if view == "crops" else 1
+
+
+def read_inputs(source, size: int, view: str = "resize", crops: int = 1):
+    """The one way a file or an upload becomes model inputs when serving: bytes or a path ->
+    (decoded RGB, its views as (views, size, size, 3) uint8, None), or (None, None, error) when
+    the shared loader refuses it. An image already at the model's size passes through untouched
+    (resizing it to its own size gives the same pixels, tested): no TensorFlow op per CIFAKE image."""
+    rgb, error = images.try_load_rgb(source)
+    if error:
+        return None, None, error
+    if view == "resize" and rgb.shape[:2] == (size, size):
+        return rgb, rgb[np.newaxis], None
+    return rgb, model_views(rgb, size, view, crops).numpy(), None
+
+
 def random_view(image, size: int, view: str, seed) -> tf.Tensor:
     """Training: the whole image resized, or one random crop (stateless `seed`, shape [2])."""
     if view == "crops":

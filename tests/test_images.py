@@ -86,3 +86,36 @@ def test_operations_doc_table_is_the_one_the_cases_print():
     from tests.bad_inputs import markdown_table
     operations = (ROOT / "docs" / "operations.md").read_text()
     assert markdown_table() in operations, "rerun `python tests/bad_inputs.py`, paste it into docs/operations.md"
+
+
+def test_an_image_at_the_models_size_passes_through_and_others_are_resized_alike(tmp_path, tiny_model_path):
+    """read_inputs skips the resize of an image already at the model's size: the same pixels as
+    resizing it; a folder of mixed sizes streams to exactly the page's inputs, batch by batch."""
+    from PIL import Image
+    from aidetect import batch
+    from aidetect.predict import Predictor
+    from aidetect.preprocess import model_views, read_inputs
+    rng = np.random.default_rng(3)
+    at_size = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(model_views(at_size, 32).numpy(), read_inputs(_png(at_size), 32)[1])
+    paths = []
+    for index, shape in enumerate([(32, 32), (60, 100), (400, 500), (32, 32), (31, 33)]):
+        path = tmp_path / f"{index}.png"
+        Image.fromarray(rng.integers(0, 256, shape + (3,), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    paths.append(str(tmp_path / "missing.png"))
+    predictor = Predictor.load(tiny_model_path)
+    streamed = [(inputs.numpy(), errors.numpy()) for inputs, errors in batch.make_dataset(paths, predictor, 4)]
+    inputs = np.concatenate([i for i, _ in streamed])
+    errors = np.concatenate([e for _, e in streamed])
+    assert [len(i) for i, _ in streamed] == [4, 2] and errors[-1].startswith(b"cannot open file")
+    for path, views in zip(paths[:-1], inputs):
+        np.testing.assert_array_equal(views, predictor.views(images.load_rgb(path)))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
