@@ -53,11 +53,23 @@ def _train(args) -> int:
     return 0
 
 
-def _evaluate(args) -> int:
+def _report(metrics, output) -> None:
+    """Print metrics, their breakdown per family and source (if any), and write them to output."""
     import json
 
+    from aidetect.evaluate import format_breakdown, format_summary
+    print(format_summary(metrics))
+    for key, title in (("by_family", "generator family"), ("by_source", "source")):
+        if key in metrics:
+            print("\n" + format_breakdown(metrics[key], title))
+    if output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        Path(output).write_text(json.dumps(metrics, indent=2))
+
+
+def _evaluate(args) -> int:
     from aidetect.data import DataError
-    from aidetect.evaluate import evaluate_saved_model, format_breakdown, format_summary
+    from aidetect.evaluate import evaluate_saved_model
     from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
     try:
@@ -67,22 +79,13 @@ def _evaluate(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{model_path} on {args.data_dir}/{args.split}")
-    print(format_summary(metrics))
-    for key, title in (("by_family", "generator family"), ("by_source", "source")):
-        if key in metrics:
-            print("\n" + format_breakdown(metrics[key], title))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(dict(metrics, model=str(model_path)), indent=2))
+    _report(dict(metrics, model=str(model_path)), args.output)
     return 0
 
 
 def _control(args) -> int:
-    import json
-
     from aidetect.control import fit_and_score
     from aidetect.data import DataError
-    from aidetect.evaluate import format_breakdown, format_summary
     try:
         metrics = fit_and_score(args.data_dir)
     except DataError as error:
@@ -90,13 +93,7 @@ def _control(args) -> int:
         return 2
     print(f"content-only control on {args.data_dir}/test: {metrics['control']} "
           f"(C={metrics['strength']}, validation AUC {metrics['validation_auc']:.3f})")
-    print(format_summary(metrics))
-    for key, title in (("by_family", "generator family"), ("by_source", "source")):
-        if key in metrics:
-            print("\n" + format_breakdown(metrics[key], title))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(metrics, indent=2))
+    _report(metrics, args.output)
     return 0
 
 
