@@ -12,6 +12,7 @@ import sys
 import time
 
 from aidetect.augment import AugmentError, AugmentSettings, augment_folder
+from aidetect.quiet import start_tensorflow
 
 DEFAULTS = AugmentSettings()
 
@@ -44,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    start_tensorflow()                      # quietly; AIDETECT_VERBOSE=1 shows TensorFlow's own lines
     started = time.perf_counter()
     try:
         settings = AugmentSettings(args.rotation, args.width_shift, args.height_shift, args.shear,

@@ -3,8 +3,8 @@
     python classify.py photo.jpg folder/ [--model models/<run>] [--output results.csv|results.json]
     python classify.py big-folder/ --shard 0/4 --output part0.csv     (one of 4 machines)
 
-Folders are searched recursively for .jpg .jpeg .png .webp .bmp; rows come in sorted path order.
-Exit status 0 when at least one image was classified.
+Folders are searched recursively for .jpg .jpeg .png .webp .bmp .gif .tif .tiff; rows come in
+sorted path order. Exit status 0 when at least one image was classified.
 """
 import argparse
 import contextlib
@@ -12,9 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")     # keep TensorFlow's start-up noise off stderr
-
-from aidetect.labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision  # noqa: E402
+from aidetect.labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision
+from aidetect.quiet import start_tensorflow
 
 
 def _shard(text: str):
@@ -46,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="average each image with its mirror (more accurate, half the speed; "
                              "measured in the results docs)")
     parser.add_argument("--explain", metavar="DIR", help="also write a heatmap overlay PNG per image here")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
@@ -70,8 +70,18 @@ def _write_explanation(predictor, path: str, prob_ai: float, target: Path) -> No
     explain.save_overlay_png(rgb, heatmap, target)
 
 
+def missing_paths(paths) -> list:
+    """One line per given path that is neither a file nor a folder."""
+    return [f"error: {path}: no such file or folder" for path in paths if not os.path.exists(path)]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    missing = missing_paths(args.paths)
+    if missing:                                     # before the model loads: a typo costs no wait
+        print("\n".join(missing), file=sys.stderr)
+        return 1
+    start_tensorflow(args.verbose)
     from aidetect import batch, results
     from aidetect.model import ModelError
     from aidetect.predict import Predictor

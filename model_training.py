@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from aidetect.data import VALIDATION_FRACTION
+from aidetect.quiet import start_tensorflow
 from aidetect.settings import Settings, add_settings_arguments, settings_from_args
 
 
@@ -161,6 +162,8 @@ def main(argv=None) -> int:
             settings_from_args(args)
         except ValueError as error:
             cli.error(str(error))
+    if args.command in ("train", "evaluate", "export"):
+        start_tensorflow()                  # quietly; AIDETECT_VERBOSE=1 shows TensorFlow's own lines
     return args.run(args)
 
 

@@ -262,7 +262,7 @@ def augment_folder(input_dir, output_dir, copies: int = 5, seed: int = 42,
 
     layers = augmentation_layers(settings, seed)
     report = AugmentReport()
-    with tqdm(total=len(paths), desc="augmenting", unit="img", disable=not progress) as bar:
+    with tqdm(total=len(paths), desc="augmenting", unit="img", disable=None if progress else True) as bar:
         for batch, consumed in _load_batches(paths, input_dir, report.skipped):
             for group in _same_size_groups(batch):
                 pixels = np.stack([source.pixels for source in group]).astype(np.float32)

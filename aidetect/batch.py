@@ -68,7 +68,8 @@ def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int =
                    progress: bool = True) -> Iterator[Result]:
     """One Result per path, in order, named exactly as the path was given."""
     names = iter(paths)
-    with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=not progress) as bar:
+    # progress=True shows a bar on a terminal only (tqdm's disable=None): log files get no bar
+    with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=None if progress else True) as bar:
         for inputs, errors in make_dataset(paths, predictor, batch_size):
             for prob_ai, error in zip(predictor.prob_ai_batch(inputs), errors.numpy()):
                 name = next(names)

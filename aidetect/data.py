@@ -144,7 +144,7 @@ def prepare(source, data_dir="data", validation_fraction: float = VALIDATION_FRA
     content: Dict[Tuple[str, str], Dict[str, Tuple[str, bytes]]] = defaultdict(dict)
     skipped = []
     try:        # everything is read before anything is written: a broken source changes nothing
-        for record in tqdm(records, desc=f"reading {kind}", unit="img", disable=not progress):
+        for record in tqdm(records, desc=f"reading {kind}", unit="img", disable=None if progress else True):
             data = record.read()
             _, error = images.try_load_rgb(data)
             if error:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .files import atomic_path
 from .labels import CLASS_NAMES
+from .quiet import native_logs_silenced
 from .settings import Settings
 
 MODEL_FILE = "model.keras"          # a run folder's model: models/<run>/model.keras
@@ -140,8 +141,9 @@ def _build(settings: Settings) -> keras.Model:
 def save_slim(trained: keras.Model, settings: Settings, path) -> Path:
     """Save the weights in a fresh, uncompiled model (no optimizer state), float16 if the settings say."""
     dtype = "float16" if settings.float16_weights else "float32"
-    fresh = build_model(settings, dtype=dtype)
-    fresh.set_weights([w.astype(dtype) if w.dtype.kind == "f" else w for w in trained.get_weights()])
+    with native_logs_silenced():
+        fresh = build_model(settings, dtype=dtype)
+        fresh.set_weights([w.astype(dtype) if w.dtype.kind == "f" else w for w in trained.get_weights()])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, ".tmp.keras") as temporary:
         fresh.save(temporary)
@@ -165,7 +167,8 @@ def load_model(path) -> keras.Model:
         raise ModelError(f"no model at {path}: train one with `python model_training.py train` "
                          "or pass --model with the path of a .keras file")
     try:
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        with native_logs_silenced():        # float16 files make oneDNN print "DT_HALF" lines
+            model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # Keras raises many types for broken, foreign or unsafe files
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise ModelError(f"cannot load model {path}: {reason}. Re-download or retrain it.") from None

@@ -80,7 +80,8 @@ class Settings:
                                         # bfloat16: mixed precision (float32 weights and softmax)
     gpu_memory: str = "growth"          # "growth" or a limit in MiB, e.g. "4096"; ignored on CPU
     float16_weights: bool = True        # ship the model with float16 weights (half the file size)
-    verbose: int = 1                    # Keras fit verbosity: 1 progress bar, 2 one line per epoch
+    verbose: int = 1                    # Keras fit verbosity: 1 progress bar (on a terminal; 2 when
+                                        # the output goes to a file), 2 one line per epoch
 
     def __post_init__(self):
         """Refuse values that would fail later with a traceback, possibly hours into a run."""

@@ -2,6 +2,7 @@
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Dict, Optional
@@ -239,7 +240,9 @@ def train(settings: Settings, log=print) -> Path:
                       loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
                       metrics=training_metrics())
     log(f"model: {model.count_params():,} parameters; run folder: {run_dir}")
-    model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=settings.verbose,
+    # a progress bar (verbose 1) only on a terminal: piped to a file it becomes one line per epoch
+    verbose = 2 if settings.verbose == 1 and not sys.stdout.isatty() else settings.verbose
+    model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=verbose,
               shuffle=False,        # make_dataset shuffles; Keras would only warn that it can't
               callbacks=make_callbacks(settings, run_dir, len(train_paths)))
     if not chief:

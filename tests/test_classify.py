@@ -157,3 +157,31 @@ def test_writing_results_does_not_import_tensorflow():
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["a.png,AI-generated,0.900000,", "False"]
+
+
+def test_missing_paths_are_reported_one_line_each_before_the_model_loads(image_dir, capsys, monkeypatch):
+    def no_model(*_args, **_kwargs):
+        raise AssertionError("the model must not load when a path is missing")
+    monkeypatch.setattr(Predictor, "load", no_model)
+    status, out, err = run(capsys, "does/not/exist", image_dir, "gone.jpg")
+    assert status == 1 and out == ""
+    assert err.splitlines() == ["error: does/not/exist: no such file or folder",
+                                "error: gone.jpg: no such file or folder"]
+
+
+@pytest.mark.slow
+def test_a_run_into_files_prints_no_tensorflow_chatter_and_no_progress_bar(image_dir, tmp_path):
+    """stderr is not a terminal here: only real problems may appear on it (none for this folder of
+    good images), not TensorFlow's oneDNN/CPU/DT_HALF lines or progress-bar control codes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(classify.__file__).resolve().parent
+    (image_dir / "broken.png").unlink()
+    done = subprocess.run([sys.executable, str(root / "classify.py"), str(image_dir), "--output",
+                           str(tmp_path / "out.csv")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == ""
+    assert len(csv_rows((tmp_path / "out.csv").read_text())) == 8
+    verbose = subprocess.run([sys.executable, str(root / "classify.py"), str(image_dir), "--output",
+                              str(tmp_path / "out.csv"), "--verbose"], capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 0 and "oneDNN" in verbose.stderr          # --verbose brings them back
