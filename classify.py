@@ -37,7 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help="P(AI-generated) at or above which the label is AI-generated")
     parser.add_argument("--uncertain-band", type=float, default=DEFAULT_UNCERTAIN_BAND,
-                        help="label Uncertain within threshold +/- this (default: 0, always decide)")
+                        help="label Uncertain within threshold +/- this (default: %(default)s, as on the "
+                             "web page; 0 = always decide)")
     parser.add_argument("--shard", type=_shard, default=(0, 1), metavar="I/N",
                         help="only the I-th (0-based) of N equal slices of the sorted file list, "
                              "e.g. a Kubernetes indexed job's $JOB_COMPLETION_INDEX/N")

@@ -18,13 +18,13 @@ import streamlit as st
 from PIL import Image
 
 from aidetect import explain, images, results
-from aidetect.labels import AI_LABEL, DEFAULT_THRESHOLD, REAL_LABEL, UNCERTAIN_LABEL, predicted_index, verdict
+from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, REAL_LABEL, UNCERTAIN_LABEL,
+                             describe_decision, format_probability, predicted_index, verdict)
 from aidetect.model import ModelError
 from aidetect.predict import (MODEL_ENV_VAR, Predictor, read_run_info, resolve_model_path,
                               settle_long_lived_process, shipped_model_paths)
 from aidetect.results import Result
 
-PAGE_UNCERTAIN_BAND = 0.1       # the page asks for a human look near the threshold by default
 MAX_UNCERTAIN_BAND = 0.25
 WILD_MIN_IMAGES = 10            # generator families with fewer images are not quoted on the page
 DISPLAY_WIDTH = 256             # pixels; 32x32 images would be unreadable at their own size
@@ -183,7 +183,7 @@ def threshold_controls() -> Tuple[float, float]:
             "Threshold: probability AI-generated", 0.0, 1.0, DEFAULT_THRESHOLD, 0.01, key="threshold",
             help="At or above this probability an image is called AI-generated; below it, real.")
         band = st.slider(
-            "Uncertain band (±)", 0.0, MAX_UNCERTAIN_BAND, PAGE_UNCERTAIN_BAND, 0.01, key="uncertain_band",
+            "Uncertain band (±)", 0.0, MAX_UNCERTAIN_BAND, DEFAULT_UNCERTAIN_BAND, 0.01, key="uncertain_band",
             help="Images this close to the threshold are labelled Uncertain instead of guessed. "
                  "0 = always decide.")
     return threshold, band
@@ -201,7 +201,7 @@ def show_summary(labelled: List[Result]) -> None:
                        mime="text/csv", on_click="ignore")
 
 
-def show_result(result: Result, overlay: Optional[np.ndarray]) -> None:
+def show_result(result: Result, overlay: Optional[np.ndarray], rule: str) -> None:
     with st.container(border=True):
         if result.error:
             st.error(f"**{plain(result.name)}** can't be classified: {plain(result.error)}")
@@ -211,8 +211,8 @@ def show_result(result: Result, overlay: Optional[np.ndarray]) -> None:
         with words:
             label = result.verdict.label
             st.markdown(f"#### :{VERDICT_COLOUR[label]}[**{VERDICT_TEXT[label]}**]")
-            st.markdown(f"Confidence: **{result.verdict.confidence:.1%}**  \n"
-                        f"Probability AI-generated: {result.prob_ai:.3f}")
+            st.markdown(f"Probability AI-generated: **{format_probability(result.prob_ai)}**")
+            st.caption(rule)
             with st.expander("Explanation heatmap"):
                 st.image(overlay, width=DISPLAY_WIDTH)
                 st.caption(explain.HOW_TO_READ)
@@ -231,15 +231,16 @@ def main() -> None:
     threshold, band = threshold_controls()
     uploads = st.file_uploader(
         "Choose images...", type=list(images.IMAGE_EXTENSIONS), accept_multiple_files=True,
-        help=f"JPG, PNG, WebP or BMP, up to {images.MAX_FILE_BYTES // 2**20} MB each; several at once.")
+        help=f"JPG, PNG, WebP, BMP, GIF or TIFF, up to {images.MAX_FILE_BYTES // 2**20} MB each; several at once.")
     if not uploads:
         return
     analyses = analyse_uploads(predictor, uploads)
-    labelled = [relabel(analysis.result, threshold, band) for analysis in analyses]
-    if len(labelled) > 1:
-        show_summary(labelled)
-    for analysis, result in zip(analyses, labelled):
-        show_result(result, analysis.overlay)
+    with st.spinner("Updating the verdicts…"):
+        labelled = [relabel(analysis.result, threshold, band) for analysis in analyses]
+        if len(labelled) > 1:
+            show_summary(labelled)
+        for analysis, result in zip(analyses, labelled):
+            show_result(result, analysis.overlay, describe_decision(threshold, band))
 
 
 main()

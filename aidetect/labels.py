@@ -17,7 +17,8 @@ REAL_LABEL = DISPLAY_NAMES["REAL"]
 UNCERTAIN_LABEL = "Uncertain"
 
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_UNCERTAIN_BAND = 0.0            # half-width around the threshold; 0 = always decide
+DEFAULT_UNCERTAIN_BAND = 0.1            # half-width around the threshold (page, classify.py and Beam
+                                        # alike): a probability this close is "Uncertain"; 0 = always decide
 
 
 def predicted_index(prob_ai: float) -> int:
@@ -29,8 +30,26 @@ def predicted_index(prob_ai: float) -> int:
 @dataclass(frozen=True)
 class Verdict:
     label: str           # "AI-generated", "Real" or "Uncertain"
-    prob_ai: float       # probability of the AI-generated class in [0, 1]
-    confidence: float    # probability of the label that was given (max(p, 1-p) when uncertain)
+    prob_ai: float       # probability of the AI-generated class in [0, 1]; the one number shown
+
+
+def format_probability(prob: float) -> str:
+    """'91.6%'; never '100.0%' or '0.0%': no model is that sure, and the display must not say so."""
+    if prob > 0.999:
+        return "> 99.9%"
+    if prob < 0.001:
+        return "< 0.1%"
+    return f"{prob:.1%}"
+
+
+def describe_decision(threshold: float, uncertain_band: float) -> str:
+    """How a probability becomes a verdict, in words: 'AI-generated at 50% or more, Real below;
+    Uncertain from 40% to 60%.'"""
+    rule = f"AI-generated at {threshold:.0%} or more, Real below"
+    if uncertain_band > 0:
+        low, high = max(0.0, threshold - uncertain_band), min(1.0, threshold + uncertain_band)
+        rule += f"; Uncertain from {low:.0%} to {high:.0%}"
+    return rule + "."
 
 
 def check_decision(threshold: float, uncertain_band: float) -> None:
@@ -50,7 +69,5 @@ def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD,
     check_decision(threshold, uncertain_band)
     p = float(prob_ai)
     if uncertain_band > 0 and abs(p - threshold) <= uncertain_band:
-        return Verdict(UNCERTAIN_LABEL, p, max(p, 1.0 - p))
-    if p >= threshold:
-        return Verdict(AI_LABEL, p, p)
-    return Verdict(REAL_LABEL, p, 1.0 - p)
+        return Verdict(UNCERTAIN_LABEL, p)
+    return Verdict(AI_LABEL if p >= threshold else REAL_LABEL, p)

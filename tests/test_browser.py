@@ -40,7 +40,7 @@ def test_upload_two_images_and_a_corrupt_file(page_url, sample_dir):
             page.locator("input[type=file]").set_input_files(files)
 
             expect = sync_api.expect
-            expect(page.get_by_text("Confidence:")).to_have_count(2, timeout=VERDICTS_S * 1000)
+            expect(page.get_by_text("Probability AI-generated:")).to_have_count(2, timeout=VERDICTS_S * 1000)
             verdicts = (page.get_by_text("AI-generated", exact=True)
                         .or_(page.get_by_text("Real", exact=True))
                         .or_(page.get_by_text("Uncertain — review manually", exact=True)))

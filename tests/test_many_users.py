@@ -17,7 +17,6 @@ session would be caught. To try a real model instead (prints its RSS; allow more
 
 Needs the Debian package chromium and the Python package playwright, like tests/test_browser.py.
 """
-import ast
 import asyncio
 import os
 import re
@@ -28,7 +27,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 import pytest
 
-from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
+from tests.streamlit_server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,8 +50,8 @@ EDGE_MARGIN = 0.01      # ... and none is this close to a verdict boundary
 RSS_ALLOWANCE = 600 * 2**20
 MiB = 2**20
 CARD = re.compile(r"(?P<verdict>AI-generated|Real|Uncertain — review manually)\s+"
-                  r"Confidence: (?P<confidence>[\d.]+)%\s+Probability AI-generated: (?P<prob>[\d.]+)")
-# Each result's card (caption = file name; verdict, confidence and probability beside it) and the
+                  r"Probability AI-generated: (?P<prob>[<> ]*[\d.]+%)")
+# Each result's card (caption = file name; verdict and probability beside it) and the
 # summary table's rows (its grid keeps an accessible <table> of the cells in the page).
 READ_PAGE = """() => {
   const main = document.querySelector('[data-testid="stMain"]');
@@ -66,15 +65,6 @@ READ_PAGE = """() => {
 }"""
 VERDICT_TEXT = {"AI-generated": "AI-generated", "Real": "Real",
                 "Uncertain": "Uncertain — review manually"}   # = web_app.VERDICT_TEXT
-
-
-def page_constant(name: str):
-    """A constant of web_app.py, read without importing it (importing it would run the page)."""
-    tree = ast.parse((ROOT / "web_app.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
-            return ast.literal_eval(node.value)
-    raise LookupError(f"web_app.py has no constant {name}")
 
 
 def image_sensitive_model(settings, paths: List[Path], path: Path) -> Path:
@@ -110,7 +100,7 @@ def pick_images(predictor, paths: List[Path], count: int, distinct: bool) -> Lis
     """`count` images whose probabilities are pairwise MIN_GAP apart and EDGE_MARGIN from the
     verdict boundaries; with `distinct` False (a real model saturates at 0 and 1) fill up with others."""
     from aidetect.labels import DEFAULT_THRESHOLD
-    band = page_constant("PAGE_UNCERTAIN_BAND")
+    from aidetect.labels import DEFAULT_UNCERTAIN_BAND as band
     edges = [DEFAULT_THRESHOLD - band, DEFAULT_THRESHOLD, DEFAULT_THRESHOLD + band]
     probs = {p: predictor.classify_one(p, p.name).prob_ai for p in paths}
     chosen: List[Path] = []
@@ -162,15 +152,15 @@ def server(model_and_images, tmp_path, deadline):
 
 
 def expected_results(predictor, paths: List[Path]) -> Tuple[Dict[str, tuple], Dict[str, tuple]]:
-    """What the page should show: {name: (verdict, confidence %, probability)} on the result cards
-    (as printed there) and {name: (verdict, probability)} in the summary table."""
-    from aidetect.labels import DEFAULT_THRESHOLD
-    band = page_constant("PAGE_UNCERTAIN_BAND")
+    """What the page should show: {name: (verdict, probability as printed)} on the result cards
+    and {name: (verdict, probability)} in the summary table."""
+    from aidetect.labels import DEFAULT_THRESHOLD, format_probability
+    from aidetect.labels import DEFAULT_UNCERTAIN_BAND as band
     cards, table = {}, {}
     for path in paths:                     # one at a time, as the page classifies its uploads
         result = predictor.classify_one(path, path.name, threshold=DEFAULT_THRESHOLD, uncertain_band=band)
         shown = VERDICT_TEXT[result.label]
-        cards[path.name] = (shown, f"{result.verdict.confidence:.1%}"[:-1], f"{result.prob_ai:.3f}")
+        cards[path.name] = (shown, format_probability(result.prob_ai))
         table[path.name] = (shown, result.prob_ai)
     return cards, table
 
@@ -179,7 +169,7 @@ def read_page(found: dict) -> Tuple[Dict[str, tuple], Dict[str, tuple], list]:
     cards = {}
     for name, words in found["cards"]:
         match = CARD.search(words)
-        cards[name] = (match["verdict"], match["confidence"], match["prob"]) if match else words
+        cards[name] = (match["verdict"], match["prob"]) if match else words
     table = {}
     for cells in found["table"]:
         name, shown, prob = cells if len(cells) == 3 else (repr(cells), "", "nan")
@@ -202,7 +192,7 @@ async def one_user(browser, url: str, files: List[Path], ready: asyncio.Barrier,
         start = time.monotonic()
         await page.locator("input[type=file]").set_input_files(
             [{"name": p.name, "mimeType": "image/jpeg", "buffer": p.read_bytes()} for p in files])
-        await expect(page.get_by_text("Confidence:")).to_have_count(len(files), timeout=wait_ms)
+        await expect(page.get_by_text("Probability AI-generated:")).to_have_count(len(files), timeout=wait_ms)
         await expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=wait_ms)
         verdicts_s = time.monotonic() - start
         await expect(page.get_by_test_id("stException")).to_have_count(0)

@@ -48,8 +48,8 @@ def verdicts(page: AppTest):
     return [m.value for m in page.markdown if m.value.startswith("#### ")]
 
 
-def confidences(page: AppTest):
-    return [m.value for m in page.markdown if m.value.startswith("Confidence: ")]
+def probabilities(page: AppTest):
+    return [m.value for m in page.markdown if m.value.startswith("Probability AI-generated: ")]
 
 
 def explain_caption(page: AppTest) -> bool:
@@ -57,12 +57,12 @@ def explain_caption(page: AppTest) -> bool:
     return any(caption.value == HOW_TO_READ for caption in page.caption)
 
 
-def test_each_upload_gets_verdict_confidence_and_heatmap(monkeypatch, ai_model_path, sample_dir):
+def test_each_upload_gets_verdict_probability_and_heatmap(monkeypatch, ai_model_path, sample_dir):
     files = uploads(sample_dir / "REAL", 2) + uploads(sample_dir / "FAKE", 1)
     page = open_page(monkeypatch, ai_model_path, files)
     assert page.file_uploader[0].label == "Choose images..."
     assert len(verdicts(page)) == 3 and all("AI-generated" in v for v in verdicts(page))
-    assert len(confidences(page)) == 3 and all("100.0%" in c for c in confidences(page))
+    assert len(probabilities(page)) == 3 and all(c == "Probability AI-generated: **> 99.9%**" for c in probabilities(page))
     assert len(page.expander) == 3
     assert explain_caption(page) and len(page.get("image")) == 6      # picture + overlay each
     summary = page.dataframe[0].value
@@ -120,7 +120,7 @@ def test_unreadable_upload_gets_its_own_error_and_others_still_get_verdicts(
     assert len(errors) == 2
     assert "broken" in errors[0] and "not an image file" in errors[0]
     assert "empty" in errors[1] and "file is empty" in errors[1]
-    assert len(verdicts(page)) == 2 and len(confidences(page)) == 2
+    assert len(verdicts(page)) == 2 and len(probabilities(page)) == 2
     assert "not recorded" in page.info[0].value          # the tiny run folder has no metrics.json
 
 
@@ -142,8 +142,11 @@ def test_png_webp_bmp_and_large_photos(monkeypatch, ai_model_path):
 def test_threshold_and_uncertain_band_change_verdicts(monkeypatch, ai_model_path, sample_dir):
     page = open_page(monkeypatch, ai_model_path, uploads(sample_dir / "REAL", 2))
     assert all("AI-generated" in v for v in verdicts(page))
+    assert [c.value for c in page.caption].count(
+        "AI-generated at 50% or more, Real below; Uncertain from 40% to 60%.") == 2    # the shared defaults
     set_sliders(page, threshold=1.0, uncertain_band=0.0)
     assert len(verdicts(page)) == 2 and all("Real" in v for v in verdicts(page))
+    assert "AI-generated at 100% or more, Real below." in [c.value for c in page.caption]
     set_sliders(page, threshold=0.8, uncertain_band=0.25)
     assert all("Uncertain — review manually" in v for v in verdicts(page))
     assert not page.exception
