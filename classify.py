@@ -8,6 +8,7 @@ sorted path order. Exit status 0 when at least one image was classified.
 """
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
             csv_rows = None
             if not json_output:
                 stream = stack.enter_context(open(args.output, "w", newline="")) if args.output else sys.stdout
-                csv_rows = results.csv_writer(stream)
+                csv_rows = results.csv_writer(stream, explained=bool(args.explain))
         except (ModelError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
@@ -116,14 +117,15 @@ def main(argv=None) -> int:
                                                                 args.threshold, args.uncertain_band), first):
             if not result.error:
                 classified += 1
+                if args.explain:
+                    overlay = _overlay_path(Path(args.explain), position, result.name)
+                    _write_explanation(predictor, result.name, result.prob_ai, overlay)
+                    result = dataclasses.replace(result, explanation=str(overlay))
             if csv_rows is not None:
                 csv_rows.writerow(results.to_row(result))
                 stream.flush()
             else:
                 done.append(result)
-            if args.explain and not result.error:
-                _write_explanation(predictor, result.name, result.prob_ai,
-                                   _overlay_path(Path(args.explain), position, result.name))
     if json_output:
         results.write(done, args.output)
     if not classified:

@@ -32,6 +32,9 @@ DEFAULT_METHOD = "integrated_gradients"
 HOW_TO_READ = ("Red/yellow pixels are the ones the model's answer is most sensitive to, blue the least; "
                "it shows where the model looked, not proof of editing or generation.")
 GRADCAM_MIN_SIZE = 8            # cells per side of the default Grad-CAM layer
+OVERLAY_MIN_SIDE = 256          # saved overlays: a 32 px image is enlarged (crisp pixels) to be readable
+OVERLAY_MAX_SIDE = 1024         # and a 4000 px photo shrunk, so that the PNG stays small
+LEGEND_HEIGHT = 28
 _FEATURE_LAYERS = (keras.layers.Conv2D, keras.layers.Activation, keras.layers.ReLU)
 
 ClassIndex = Union[int, np.ndarray]     # one class for the batch, or one per image
@@ -187,8 +190,37 @@ def overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4,
     return np.round((1.0 - alpha) * rgb + alpha * colours).astype(np.uint8)
 
 
+def readable_size(rgb: np.ndarray) -> np.ndarray:
+    """The image at a size people can read: the shorter side at least OVERLAY_MIN_SIDE (whole-pixel
+    enlargement, so small images stay sharp), the longer side at most OVERLAY_MAX_SIDE."""
+    height, width = rgb.shape[:2]
+    scale = max(1, OVERLAY_MIN_SIDE // min(height, width))
+    if max(height, width) * scale > OVERLAY_MAX_SIDE:
+        scale = OVERLAY_MAX_SIDE / max(height, width)
+    if scale == 1:
+        return rgb
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    method = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.LANCZOS
+    return np.asarray(Image.fromarray(rgb).resize(size, method))
+
+
+def legend(width: int, colormap: str = "jet") -> np.ndarray:
+    """A strip under a saved overlay: the colour scale, labelled 'least' and 'most' sensitive."""
+    from PIL import ImageDraw
+    strip = Image.new("RGB", (width, LEGEND_HEIGHT), "white")
+    bar_left, bar_right = 52, max(53, width - 48)
+    colours = matplotlib.colormaps[colormap](np.linspace(0, 1, bar_right - bar_left))[:, :3] * 255
+    strip.paste(Image.fromarray(np.repeat(colours[np.newaxis].astype(np.uint8), 12, axis=0)), (bar_left, 8))
+    draw = ImageDraw.Draw(strip)
+    draw.text((4, 8), "least", fill="black")
+    draw.text((bar_right + 4, 8), "most", fill="black")
+    return np.asarray(strip)
+
+
 def save_overlay_png(rgb: np.ndarray, heatmap: np.ndarray, path, alpha: float = 0.4) -> Path:
+    """The overlay at a readable size with its colour legend underneath, as a PNG."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(overlay(rgb, heatmap, alpha)).save(path, format="PNG")
+    blended = overlay(readable_size(np.asarray(rgb, dtype=np.uint8)), heatmap, alpha)
+    Image.fromarray(np.concatenate([blended, legend(blended.shape[1])])).save(path, format="PNG")
     return path

@@ -21,6 +21,7 @@ class Result:
     verdict: Optional[Verdict] = None
     error: Optional[str] = None
     image: Optional[np.ndarray] = None        # the decoded RGB image, for display/explanations
+    explanation: str = ""                     # the saved heatmap overlay's file, if one was written
 
     @property
     def label(self) -> str:
@@ -28,6 +29,7 @@ class Result:
 
 
 COLUMNS = ("path", "label", "prob_ai", "error")
+EXPLAINED_COLUMNS = COLUMNS + ("explanation",)      # classify.py --explain: the overlay's file
 
 
 def to_row(result: Result) -> Dict[str, str]:
@@ -36,19 +38,23 @@ def to_row(result: Result) -> Dict[str, str]:
         "label": result.label,
         "prob_ai": "" if result.prob_ai is None else f"{result.prob_ai:.6f}",
         "error": result.error or "",
+        "explanation": result.explanation,
     }
 
 
-def csv_writer(stream: TextIO) -> csv.DictWriter:
-    """A CSV writer whose header is already on stream; rows go in as to_row() dicts."""
-    writer = csv.DictWriter(stream, fieldnames=COLUMNS, lineterminator="\n")
+def csv_writer(stream: TextIO, explained: bool = False) -> csv.DictWriter:
+    """A CSV writer whose header is already on stream; rows go in as to_row() dicts. The four
+    COLUMNS always come first; `explained` adds the overlay file's column."""
+    writer = csv.DictWriter(stream, fieldnames=EXPLAINED_COLUMNS if explained else COLUMNS,
+                            extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     return writer
 
 
 def to_csv(results: Iterable[Result]) -> str:
+    results = list(results)
     buffer = io.StringIO()
-    csv_writer(buffer).writerows(to_row(r) for r in results)
+    csv_writer(buffer, explained=any(r.explanation for r in results)).writerows(to_row(r) for r in results)
     return buffer.getvalue()
 
 
@@ -57,6 +63,8 @@ def to_json(results: Iterable[Result]) -> str:
     for result in results:
         row = to_row(result)
         row["prob_ai"] = None if result.prob_ai is None else round(result.prob_ai, 6)
+        if not row["explanation"]:
+            del row["explanation"]
         rows.append(row)
     return json.dumps(rows, indent=1)
 

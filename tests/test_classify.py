@@ -92,6 +92,11 @@ def test_explain_writes_one_overlay_per_classified_image(image_dir, tiny_model_p
     assert status == 0
     overlays = sorted((image_dir.parent / "overlays").iterdir())
     assert len(overlays) == 4 and all(p.suffix == ".png" for p in overlays)
+    rows = csv_rows(out)
+    assert list(rows[0]) == ["path", "label", "prob_ai", "error", "explanation"]   # the four first
+    named = {(image_dir.parent / row["explanation"]).resolve() for row in rows if row["explanation"]}
+    assert named == {p.resolve() for p in overlays}
+    assert [row["explanation"] for row in rows if row["error"]] == [""]       # broken.png: no overlay
 
 
 @pytest.mark.parametrize("inputs, message", [
@@ -119,13 +124,13 @@ def test_csv_rows_reach_the_file_while_the_run_goes_on(image_dir, tiny_model_pat
     seen_during_run = []
     real_explain = classify._write_explanation
 
-    def spy(predictor, path, prob_ai, target):      # called after each image's row is written
+    def spy(predictor, path, prob_ai, target):      # called before each image's row is written
         seen_during_run.append(len(csv_rows((image_dir.parent / "out.csv").read_text())))
         real_explain(predictor, path, prob_ai, target)
     monkeypatch.setattr(classify, "_write_explanation", spy)
     status, _, _ = run(capsys, "./images/REAL", "--model", tiny_model_path, "--output", "out.csv",
                        "--explain", "overlays", "--batch-size", "2")
-    assert status == 0 and seen_during_run == [1, 2, 3, 4]
+    assert status == 0 and seen_during_run == [0, 1, 2, 3]          # the rows before it are on disk
 
 
 def test_unwritable_explain_folder_is_a_one_line_error(image_dir, tiny_model_path, capsys):

@@ -79,8 +79,21 @@ def test_overlay_takes_the_display_size(tmp_path):
     assert not np.array_equal(blended[0, 0], blended[-1, -1])       # the heat is visible
     np.testing.assert_array_equal(explain.overlay(rgb, heatmap, alpha=0.0), rgb)
     path = explain.save_overlay_png(rgb, heatmap, tmp_path / "sub" / "overlay.png")
+    with Image.open(path) as image:     # 50 px is enlarged 5x to be readable, the legend below it
+        assert image.format == "PNG" and image.size == (350, 250 + explain.LEGEND_HEIGHT)
+
+
+@pytest.mark.parametrize("shape, saved", [((32, 32), (256, 256)), ((3024, 4032), (1024, 768)),
+                                          ((300, 400), (400, 300)), ((40, 1000), (1024, 41))])
+def test_saved_overlays_are_readable_and_small(tmp_path, shape, saved):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    path = explain.save_overlay_png(rgb, rng.random((32, 32), dtype=np.float32), tmp_path / "o.png")
     with Image.open(path) as image:
-        assert image.format == "PNG" and image.size == (70, 50)
+        assert image.size == (saved[0], saved[1] + explain.LEGEND_HEIGHT)
+        legend = np.asarray(image)[-explain.LEGEND_HEIGHT:]
+    assert len(np.unique(legend.reshape(-1, 3), axis=0)) > 20           # the colour scale is drawn
+    assert path.stat().st_size < 4 * 2**20
 
 
 def test_how_to_read_is_one_line():
