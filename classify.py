@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     start_tensorflow(args.verbose)
     from aidetect import batch, results
     from aidetect.model import ModelError
-    from aidetect.predict import Predictor
+    from aidetect.predict import Predictor, reliability_warning
 
     every_file = batch.list_inputs(args.paths)
     first, stop = batch.shard_bounds(len(every_file), *args.shard)
@@ -99,6 +99,9 @@ def main(argv=None) -> int:
     with contextlib.ExitStack() as stack:
         try:
             predictor = Predictor.load(args.model, args.mirror)
+            warning = reliability_warning(predictor.run_info())
+            if warning:
+                print(f"warning: {warning}", file=sys.stderr)
             if args.output:                                     # fail now, not after the run
                 Path(args.output).parent.mkdir(parents=True, exist_ok=True)
             if args.explain:

@@ -21,7 +21,7 @@ from aidetect import explain, images, results
 from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, REAL_LABEL, UNCERTAIN_LABEL,
                              describe_decision, format_probability, predicted_index, verdict)
 from aidetect.model import ModelError
-from aidetect.predict import (MODEL_ENV_VAR, Predictor, read_run_info, resolve_model_path,
+from aidetect.predict import (MODEL_ENV_VAR, Predictor, read_run_info, reliability_warning, resolve_model_path,
                               settle_long_lived_process, shipped_model_paths)
 from aidetect.results import Result
 
@@ -143,6 +143,9 @@ def relabel(result: Result, threshold: float, band: float) -> Result:
 def show_model_note(predictor: Predictor) -> None:
     """What the answering model was trained on and how it measured, from its run folder's records."""
     info = predictor.run_info()
+    warning = reliability_warning(info)
+    if warning:
+        st.error(warning)
     accuracy = info.get("metrics", {}).get("accuracy")
     measured = (f"Its measured accuracy on the CIFAKE test set is **{accuracy:.1%}**."
                 if isinstance(accuracy, (int, float)) else

@@ -54,6 +54,19 @@ def read_run_info(model_path) -> Dict:
     return info
 
 
+UNRELIABLE_ACCURACY = 0.70      # a model that measured less than this gets a warning wherever it answers
+
+
+def reliability_warning(info: Dict) -> Optional[str]:
+    """A warning when the model's own metrics.json measured it below UNRELIABLE_ACCURACY (e.g. a
+    one-epoch quick run that calls everything Real), else None."""
+    accuracy = info.get("metrics", {}).get("accuracy")
+    if not isinstance(accuracy, (int, float)) or accuracy >= UNRELIABLE_ACCURACY:
+        return None
+    return (f"This model measured only {accuracy:.1%} accuracy on its test images (50% is a coin toss): "
+            "its verdicts are not reliable. Train it longer, or use a shipped model.")
+
+
 def settle_long_lived_process() -> None:
     """Process-wide changes for a server that keeps models loaded (the web page); call it once a
     model is loaded. It changes two things for the whole process:

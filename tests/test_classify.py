@@ -189,3 +189,14 @@ def test_a_run_into_files_prints_no_tensorflow_chatter_and_no_progress_bar(image
     verbose = subprocess.run([sys.executable, str(root / "classify.py"), str(image_dir), "--output",
                               str(tmp_path / "out.csv"), "--verbose"], capture_output=True, text=True, timeout=300)
     assert verbose.returncode == 0 and "oneDNN" in verbose.stderr          # --verbose brings them back
+
+
+def test_a_weak_model_gets_a_warning_line(image_dir, tiny_model_path, capsys):
+    import json
+    (tiny_model_path.parent / "metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    try:
+        status, out, err = run(capsys, "images/REAL", "--model", tiny_model_path)
+    finally:
+        (tiny_model_path.parent / "metrics.json").unlink()
+    assert status == 0 and len(csv_rows(out)) == 4
+    assert err.startswith("warning: This model measured only 50.0% accuracy") and err.count("\n") == 1

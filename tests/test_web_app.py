@@ -111,6 +111,15 @@ def test_model_picker_lists_shipped_models_with_accuracy_and_switches_answers(
     assert "Kolors" not in page.warning[0].value and "camera photo" not in page.warning[0].value
 
 
+def test_a_model_that_measured_below_70_percent_is_flagged(monkeypatch, tmp_path, tiny_settings, sample_dir):
+    weak = _saved_tiny(tmp_path / "quick", tiny_settings, [10.0, 0.0], 0.50)
+    page = open_page(monkeypatch, weak, uploads(sample_dir / "FAKE", 1))
+    assert len(page.error) == 1 and "measured only 50.0% accuracy" in page.error[0].value
+    assert "not reliable" in page.error[0].value and len(verdicts(page)) == 1
+    fine = _saved_tiny(tmp_path / "fine", tiny_settings, [10.0, 0.0], 0.90)
+    assert not open_page(monkeypatch, fine, uploads(sample_dir / "FAKE", 1)).error
+
+
 def test_unreadable_upload_gets_its_own_error_and_others_still_get_verdicts(
         monkeypatch, tiny_model_path, sample_dir):
     unreadable = [("broken.jpg", b"not an image", "image/jpeg"), ("empty.png", b"", "image/png")]
