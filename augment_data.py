@@ -3,15 +3,19 @@
     python augment_data.py --input data/train --output data/train-augmented [--copies 5] [--seed 42]
 
 data/train/REAL/x.jpg -> data/train-augmented/REAL/x_aug0.jpg ... x_aug4.jpg, in the input's format
-and size, so the output is directly usable as training data. Random rotation, width/height shift,
-shear, zoom and horizontal flip (aidetect/augment.py, the same layers as `train --augment`).
-Same input, seed and flags -> byte-identical files. Unreadable files are skipped and listed.
+and size. The default preset, keep-pixels, moves images by whole pixels and mirrors them, and
+changes half of the copies the way pictures are changed on their way to people (blur, JPEG,
+resizing, sharpening, brightness, contrast, grey): the same as `train --augment robust`, and it
+keeps the pixel-level detail detectors rely on. --preset geometric is the seed project's random
+rotation, shift, shear and zoom (they resample, i.e. blur, every pixel of a 32 px image; the
+results docs measure what that costs). Same input, seed and flags -> byte-identical files.
+Unreadable files are skipped and listed.
 """
 import argparse
 import sys
 import time
 
-from aidetect.augment import AugmentError, AugmentSettings, augment_folder
+from aidetect.augment import PRESETS, AugmentError, AugmentSettings, augment_folder
 from aidetect.quiet import start_tensorflow
 
 DEFAULTS = AugmentSettings()
@@ -27,20 +31,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="same seed, same files (default: %(default)s)")
     parser.add_argument("--include-originals", action="store_true",
                         help="also copy the original files, unchanged")
-    parser.add_argument("--rotation", type=float, default=DEFAULTS.rotation_degrees,
-                        help="maximum rotation in degrees, either way (default: %(default)s)")
-    parser.add_argument("--width-shift", type=float, default=DEFAULTS.width_shift,
-                        help="maximum horizontal shift, fraction of the width (default: %(default)s)")
-    parser.add_argument("--height-shift", type=float, default=DEFAULTS.height_shift,
-                        help="maximum vertical shift, fraction of the height (default: %(default)s)")
-    parser.add_argument("--shear", type=float, default=DEFAULTS.shear,
-                        help="maximum shear, fraction of the image, both axes (default: %(default)s)")
-    parser.add_argument("--zoom", type=float, default=DEFAULTS.zoom,
-                        help="maximum zoom in or out, fraction (default: %(default)s)")
-    parser.add_argument("--horizontal-flip", action=argparse.BooleanOptionalAction,
-                        default=DEFAULTS.horizontal_flip,
-                        help="flip half of the copies left-right (default: %(default)s)")
-    return parser.parse_args(argv)
+    parser.add_argument("--preset", choices=PRESETS, default=DEFAULTS.preset,
+                        help="keep-pixels (whole-pixel shifts, mirroring, everyday photo changes) or "
+                             "geometric (rotation, shift, shear, zoom) (default: %(default)s)")
+    parser.add_argument("--robust-probability", type=float, default=DEFAULTS.robust_probability,
+                        help="keep-pixels: share of copies given an everyday change (default: %(default)s)")
+    geometric = parser.add_argument_group("--preset geometric only")
+    geometric.add_argument("--rotation", type=float,
+                           help=f"maximum rotation in degrees, either way (default: {DEFAULTS.rotation_degrees})")
+    geometric.add_argument("--width-shift", type=float,
+                           help=f"maximum horizontal shift, fraction of the width (default: {DEFAULTS.width_shift})")
+    geometric.add_argument("--height-shift", type=float,
+                           help=f"maximum vertical shift, fraction of the height (default: {DEFAULTS.height_shift})")
+    geometric.add_argument("--shear", type=float,
+                           help=f"maximum shear, fraction of the image, both axes (default: {DEFAULTS.shear})")
+    geometric.add_argument("--zoom", type=float,
+                           help=f"maximum zoom in or out, fraction (default: {DEFAULTS.zoom})")
+    geometric.add_argument("--horizontal-flip", action=argparse.BooleanOptionalAction,
+                           help=f"flip half of the copies left-right (default: {DEFAULTS.horizontal_flip})")
+    args = parser.parse_args(argv)
+    given = [f"--{name.replace('_', '-')}" for name in GEOMETRIC_FLAGS if getattr(args, name) is not None]
+    if given and args.preset != "geometric":
+        parser.error(f"{', '.join(given)} only apply to --preset geometric")
+    return args
+
+
+GEOMETRIC_FLAGS = {"rotation": "rotation_degrees", "width_shift": "width_shift", "height_shift": "height_shift",
+                   "shear": "shear", "zoom": "zoom", "horizontal_flip": "horizontal_flip"}
+
+
+def settings_from(args) -> AugmentSettings:
+    geometric = {field: getattr(args, flag) for flag, field in GEOMETRIC_FLAGS.items()
+                 if getattr(args, flag) is not None}
+    return AugmentSettings(preset=args.preset, robust_probability=args.robust_probability, **geometric)
+
 
 
 def main(argv=None) -> int:
@@ -48,8 +72,7 @@ def main(argv=None) -> int:
     start_tensorflow()                      # quietly; AIDETECT_VERBOSE=1 shows TensorFlow's own lines
     started = time.perf_counter()
     try:
-        settings = AugmentSettings(args.rotation, args.width_shift, args.height_shift, args.shear,
-                                   args.zoom, args.horizontal_flip)
+        settings = settings_from(args)
         report = augment_folder(args.input, args.output, args.copies, args.seed, settings,
                                 args.include_originals)
     except AugmentError as error:

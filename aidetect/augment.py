@@ -23,8 +23,17 @@ class AugmentError(ValueError):
     """Settings or folders that cannot be used; str(error) is a one-line reason."""
 
 
+PRESETS = ("keep-pixels", "geometric")
+
+
 @dataclass(frozen=True)
 class AugmentSettings:
+    # "keep-pixels": whole-pixel shifts (up to MAX_SHIFT_FRACTION) and mirroring, and on
+    # `robust_probability` of the copies one everyday change (ROBUST_CHANGES), as `train --augment
+    # robust`; no resampling of every pixel. "geometric": the seed project's rotation, shift,
+    # shear and zoom below, which resample (blur) every pixel of a 32 px image.
+    preset: str = "keep-pixels"
+    robust_probability: float = 0.5
     rotation_degrees: float = 20.0      # up to this many degrees either way
     width_shift: float = 0.2            # up to this fraction of the width either way
     height_shift: float = 0.2
@@ -33,6 +42,10 @@ class AugmentSettings:
     horizontal_flip: bool = True
 
     def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise AugmentError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        if not 0 <= self.robust_probability <= 1:
+            raise AugmentError(f"robust probability must be in [0, 1], got {self.robust_probability}")
         if not 0 <= self.rotation_degrees <= 180:
             raise AugmentError(f"rotation must be in [0, 180] degrees, got {self.rotation_degrees}")
         for name in ("width_shift", "height_shift", "shear", "zoom"):
@@ -87,6 +100,7 @@ def online_augmentation(mode: str, seed: int = 42):
 ROBUST_CHANGES = ("blur", "jpeg", "downscale", "upscale", "sharpen", "brightness", "contrast", "grey")
 BLUR_SIGMA = (0.3, 1.0)                 # Gaussian blur, pixels
 JPEG_QUALITY = (40, 95)
+RESIZE_REFERENCE = 32                   # the sizes below are for a 32 px side; other sizes scale
 DOWNSCALE_SIZE = (16, 28)               # of a 32 px image: down to this many pixels, then back
 UPSCALE_SIZE = (64, 256)                # up (bicubic), then back through the app's own resize
 SHARPEN_AMOUNT = (0.5, 1.5)             # unsharp mask: image + amount x (image - blur(image, 1 px))
@@ -117,30 +131,32 @@ def _gaussian_blur(image, sigma):
 
 def apply_change(name: str, image, seed):
     """One of ROBUST_CHANGES applied to an HxWx3 uint8 image at a strength drawn from `seed` (a
-    stateless seed, shape [2]) -> HxWx3 uint8."""
+    stateless seed, shape [2]) -> HxWx3 uint8. Resizing strengths are for a 32 px side and scale
+    with the image (a 64 px image goes down to 32-56 px)."""
     import tensorflow as tf
-    from .preprocess import resize_to_model
 
-    size = image.shape[0] or tf.shape(image)[0]
+    shape = tf.shape(image)[:2]
     pixels = tf.cast(image, tf.float32)
 
     def draw(bounds, dtype="float32"):
         return _uniform(seed, bounds, dtype)
 
-    def back(changed):
-        return tf.image.resize(changed, [size, size], method="bilinear", antialias=True)
+    def scaled(side):                   # a size drawn for a 32 px side, for this image
+        return tf.cast(tf.round(tf.cast(shape, tf.float32) * tf.cast(side, tf.float32) / RESIZE_REFERENCE), tf.int32)
+
+    def back(changed):                  # the app's own resize (preprocess.resize_to_model), to H x W
+        return tf.image.resize(changed, shape, method="bilinear", antialias=True)
 
     if name == "blur":
         changed = _gaussian_blur(pixels, draw(BLUR_SIGMA))
     elif name == "jpeg":
         changed = tf.cast(tf.image.adjust_jpeg_quality(image, draw(JPEG_QUALITY, "int32")), tf.float32)
     elif name == "downscale":
-        to = draw(DOWNSCALE_SIZE, "int32")
-        changed = back(tf.image.resize(pixels, [to, to], method="bilinear", antialias=True))
+        changed = back(tf.image.resize(pixels, scaled(draw(DOWNSCALE_SIZE, "int32")), method="bilinear",
+                                       antialias=True))
     elif name == "upscale":
-        to = draw(UPSCALE_SIZE, "int32")
-        large = tf.clip_by_value(tf.round(tf.image.resize(pixels, [to, to], method="bicubic")), 0, 255)
-        changed = tf.cast(resize_to_model(tf.cast(large, tf.uint8), size), tf.float32)
+        large = tf.image.resize(pixels, scaled(draw(UPSCALE_SIZE, "int32")), method="bicubic")
+        changed = tf.round(back(tf.clip_by_value(tf.round(large), 0, 255)))
     elif name == "sharpen":
         changed = pixels + draw(SHARPEN_AMOUNT) * (pixels - _gaussian_blur(pixels, 1.0))
     elif name == "brightness":
@@ -259,8 +275,12 @@ def augment_folder(input_dir, output_dir, copies: int = 5, seed: int = 42,
         raise AugmentError(f"no images ({', '.join(images.IMAGE_EXTENSIONS)}) found under {input_dir}")
 
     import keras    # only now: TensorFlow takes seconds to load, refusals above stay instant
+    import tensorflow as tf
 
-    layers = augmentation_layers(settings, seed)
+    keep_pixels = settings.preset == "keep-pixels"
+    layers = online_augmentation("shift-flip", seed) if keep_pixels else augmentation_layers(settings, seed)
+    change = tf.function(lambda image, change_seed: robust_change(image, change_seed, settings.robust_probability),
+                         reduce_retracing=True)
     report = AugmentReport()
     with tqdm(total=len(paths), desc="augmenting", unit="img", disable=None if progress else True) as bar:
         for batch, consumed in _load_batches(paths, input_dir, report.skipped):
@@ -270,11 +290,15 @@ def augment_folder(input_dir, output_dir, copies: int = 5, seed: int = 42,
                     augmented = keras.ops.convert_to_numpy(layers(pixels, training=True))
                     augmented = np.clip(np.round(augmented), 0, 255).astype(np.uint8)
                     for source, image in zip(group, augmented):
+                        if keep_pixels:     # seeded by copy and file: the same files on every run
+                            change_seed = tf.constant([seed * 1_000_003 + copy, report.written], tf.int64)
+                            image = change(image, change_seed).numpy()
                         _save(image, output_dir / copy_name(source.relative, copy), source.save_options)
+                        report.written += 1
                 if include_originals:
                     for source in group:
                         shutil.copyfile(source.path, output_dir / source.relative)
             report.images += len(batch)
-            report.written += len(batch) * (copies + include_originals)
+            report.written += len(batch) * include_originals
             bar.update(consumed)
     return report

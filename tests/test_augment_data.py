@@ -105,6 +105,39 @@ def test_refuses_output_inside_input(input_dir, output):
 def test_bad_settings_are_refused():
     with pytest.raises(AugmentError, match="shear"):
         AugmentSettings(shear=1.5)
+    with pytest.raises(AugmentError, match="preset must be one of keep-pixels, geometric"):
+        AugmentSettings(preset="rotate")
+
+
+def test_the_default_preset_keeps_every_pixel_and_changes_the_chosen_copies(tmp_path):
+    """keep-pixels without everyday changes: each output pixel is an input pixel (whole-pixel
+    shifts, mirroring, no resampling); the geometric preset blends pixels into new values."""
+    rng = np.random.default_rng(5)
+    (tmp_path / "in" / "REAL").mkdir(parents=True)
+    pixels = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "in" / "REAL" / "p.png")
+    known = {tuple(v) for v in pixels.reshape(-1, 3)}
+
+    def copies(name, **settings):
+        augment_folder(tmp_path / "in", tmp_path / name, copies=4, seed=3, progress=False,
+                       settings=AugmentSettings(**settings))
+        return [np.asarray(Image.open(tmp_path / name / "REAL" / f"p_aug{k}.png")) for k in range(4)]
+
+    for copy in copies("plain", robust_probability=0.0):
+        assert copy.shape == pixels.shape and {tuple(v) for v in copy.reshape(-1, 3)} <= known
+    changed = copies("changed", robust_probability=1.0)
+    assert all(not {tuple(v) for v in copy.reshape(-1, 3)} <= known for copy in changed)
+    geometric = copies("geometric", preset="geometric")
+    assert all(not {tuple(v) for v in copy.reshape(-1, 3)} <= known for copy in geometric)
+
+
+def test_geometric_flags_need_the_geometric_preset(tmp_path, capsys):
+    import augment_data
+    with pytest.raises(SystemExit):
+        augment_data.parse_args(["--input", "a", "--output", "b", "--rotation", "10"])
+    assert "--rotation only apply to --preset geometric" in capsys.readouterr().err
+    args = augment_data.parse_args(["--input", "a", "--output", "b", "--preset", "geometric", "--zoom", "0.1"])
+    assert augment_data.settings_from(args) == AugmentSettings(preset="geometric", zoom=0.1)
 
 
 def test_online_layers_keep_shape_and_dtype_of_raw_pixel_batches():
