@@ -4,6 +4,7 @@
     python model_training.py train [--epochs N] [--max-train-images N] ...
     python model_training.py train --help        (every setting is a flag)
     python model_training.py evaluate [--model models/<run>] [--output metrics.json]
+    python model_training.py calibrate [--model models/<run>]   (calibration.json beside the model)
     python model_training.py control --data-dir data-wild     (content-only baseline)
     python model_training.py export --model models/<run> --out serving/aidetect/1
 """
@@ -84,6 +85,26 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _calibrate(args) -> int:
+    from aidetect.data import DataError
+    from aidetect.evaluate import calibrate_saved_model
+    from aidetect.model import ModelError
+    from aidetect.predict import resolve_model_path
+    try:
+        model_path = resolve_model_path(args.model)
+        report = calibrate_saved_model(model_path, args.data_dir, args.batch_size, args.mirror)
+    except (DataError, ModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{model_path}: temperature {report['temperature']:.3f} (fitted on {report['images']} validation images)")
+    for split in ("validation", "test"):
+        row = report[split]
+        print(f"{split:10s} ECE {row['before']['ece']:.4f} -> {row['after']['ece']:.4f}   "
+              f"log-loss {row['log_loss_before']:.4f} -> {row['log_loss_after']:.4f}")
+    print(f"wrote {model_path.parent / 'calibration.json'}")
+    return 0
+
+
 def _control(args) -> int:
     from aidetect.control import fit_and_score
     from aidetect.data import DataError
@@ -134,6 +155,14 @@ def parser() -> argparse.ArgumentParser:
                           help="average each image with its mirror, as the app does (default: yes)")
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.set_defaults(run=_evaluate)
+    calibrate = commands.add_parser("calibrate", help="fit a temperature on validation: calibration.json "
+                                                      "beside the model (the model file is not changed)")
+    calibrate.add_argument("--model", help="a .keras file or a run folder (default: the served default model)")
+    calibrate.add_argument("--data-dir", default=Settings.data_dir)
+    calibrate.add_argument("--batch-size", type=int, default=Settings.batch_size)
+    calibrate.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
+                           help="calibrate mirror-averaged probabilities, as the app computes them (default: yes)")
+    calibrate.set_defaults(run=_calibrate)
     control = commands.add_parser("control", help="a content-only baseline (colours, 8x8 layout) on a prepared split")
     control.add_argument("--data-dir", default=Settings.data_dir)
     control.add_argument("--output", help="also write its metrics to this JSON file")
@@ -155,14 +184,14 @@ def main(argv=None) -> int:
         cli.print_help()
         return 0
     # refusals that need no data or model: one line, before anything slow is imported
-    if args.command == "evaluate" and args.batch_size < 1:
+    if args.command in ("evaluate", "calibrate") and args.batch_size < 1:
         cli.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.command == "train":
         try:
             settings_from_args(args)
         except ValueError as error:
             cli.error(str(error))
-    if args.command in ("train", "evaluate", "export"):
+    if args.command in ("train", "evaluate", "calibrate", "export"):
         start_tensorflow()                  # quietly; AIDETECT_VERBOSE=1 shows TensorFlow's own lines
     return args.run(args)
 

@@ -96,26 +96,56 @@ def format_breakdown(table: Dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def split_probabilities(predictor, data_dir, split: str = "test", batch_size: int = 64, limit: int = 0,
+                        seed: int = 42):
+    """(paths, class indices, P(AI-generated)) of a prepared split ("all" = every split), through
+    classify.py's pipeline."""
+    from . import data
+    from .batch import make_dataset
+
+    paths, labels = [], []
+    for name in data.SPLITS if split == "all" else (split,):
+        split_paths, split_labels = data.list_split(data_dir, name, limit, seed)
+        paths, labels = paths + split_paths, labels + list(split_labels)
+    prob_ai = np.concatenate([predictor.prob_ai_batch(inputs) for inputs, _ in make_dataset(paths, predictor, batch_size)])
+    return paths, np.asarray(labels), prob_ai
+
+
 def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: int = 64,
                          mirror: bool = True, limit: int = 0, seed: int = 42) -> Dict:
     """Metrics of a model file as loaded from disk and run by the Predictor through classify.py's
-    pipeline (what users get); split "all" scores every split. With a manifest in data_dir (a
-    labelled set prepared by source) the metrics are also broken down per source and family.
+    pipeline (what users get, calibrated if the model has a calibration.json); split "all" scores
+    every split. With a manifest in data_dir (a labelled set prepared by source) the metrics are
+    also broken down per source and family.
     Imports TensorFlow (through the Predictor) only when called: this module stays light."""
-    from . import data
-    from .batch import make_dataset
     from .predict import Predictor
     from .sources import manifest_groups
 
     predictor = Predictor.load(model_path, mirror)
-    splits = data.SPLITS if split == "all" else (split,)
-    paths, labels = [], []
-    for name in splits:
-        split_paths, split_labels = data.list_split(data_dir, name, limit, seed)
-        paths, labels = paths + split_paths, labels + list(split_labels)
-    prob_ai = np.concatenate([predictor.prob_ai_batch(inputs) for inputs, _ in make_dataset(paths, predictor, batch_size)])
+    paths, labels, prob_ai = split_probabilities(predictor, data_dir, split, batch_size, limit, seed)
     metrics = dict(compute_metrics(labels, prob_ai), mirror_averaged=mirror, view=predictor.view,
-                   views_per_image=predictor.crops if predictor.view == "crops" else 1)
+                   views_per_image=predictor.crops if predictor.view == "crops" else 1,
+                   temperature=predictor.temperature)
     for key, groups in manifest_groups(data_dir, paths).items():
         metrics[f"by_{key}"] = breakdown(groups, labels, prob_ai)
     return metrics
+
+
+def calibrate_saved_model(model_path, data_dir, batch_size: int = 64, mirror: bool = True, limit: int = 0,
+                          seed: int = 42) -> Dict:
+    """Fit the temperature on the validation split, report before/after there and on test, and
+    write calibration.json beside the model (never touching the model file). Returns the report."""
+    import json
+    from pathlib import Path
+
+    from .calibrate import CALIBRATION_FILE, calibration_report
+    from .files import write_atomically
+    from .predict import Predictor
+
+    predictor = Predictor.load(model_path, mirror, calibrated=False)
+    _, val_labels, val_prob = split_probabilities(predictor, data_dir, "validation", batch_size, limit, seed)
+    _, test_labels, test_prob = split_probabilities(predictor, data_dir, "test", batch_size, limit, seed)
+    report = calibration_report(val_labels == POSITIVE_INDEX, val_prob, test_labels == POSITIVE_INDEX, test_prob)
+    report.update(mirror_averaged=mirror, data_dir=str(data_dir))
+    write_atomically(Path(predictor.model_path).parent / CALIBRATION_FILE, json.dumps(report, indent=2))
+    return report

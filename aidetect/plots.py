@@ -1,7 +1,8 @@
 """PNG plots of one training run, from its history.json and metrics.json; no TensorFlow needed.
 
 Six training-vs-validation curves, the test confusion matrix, the test ROC curve and an overview
-figure with all of them. Used by plot_metrics.py and at the end of training.
+figure with all of them; and, where the run has a calibration.json, the reliability diagram before
+and after temperature scaling. Used by plot_metrics.py and at the end of training.
 """
 import json
 import math
@@ -110,6 +111,20 @@ def draw_summary(ax, metrics: Dict) -> None:
 
 
 # ---------------------------------------------------------------- files
+def draw_reliability(ax, calibration: Dict, split: str = "test") -> None:
+    """Observed share of AI-generated images against the predicted probability, per bin, before
+    and after temperature scaling (calibration.json); the diagonal is perfect calibration."""
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for stage, style in (("before", "o-"), ("after", "s-")):
+        bins = calibration[split][stage]["bins"]
+        ax.plot([b["predicted"] for b in bins], [b["observed"] for b in bins], style,
+                label=f"{stage} (ECE {calibration[split][stage]['ece']:.4f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"predicted P({DISPLAY_NAMES[POSITIVE_CLASS]})",
+           ylabel=f"observed share {DISPLAY_NAMES[POSITIVE_CLASS]}",
+           title=f"Reliability on {split} (temperature {calibration['temperature']:.3f})")
+    ax.legend(loc="upper left")
+
+
 def _save(figure, path: Path) -> Path:
     figure.savefig(path, dpi=DPI)
     plt.close(figure)
@@ -138,4 +153,10 @@ def write_plots(run_dir, out_dir) -> List[Path]:
     draw_summary(axes.flat[-1], metrics)
     figure.suptitle(f"Run {Path(run_dir).resolve().name}", fontsize=16)
     written.append(_save(figure, out_dir / "overview.png"))
+    calibration_path = Path(run_dir) / "calibration.json"
+    if calibration_path.is_file():          # written by training or `model_training.py calibrate`
+        calibration = _read_json(calibration_path, ["temperature", "validation.before.bins"])
+        figure, ax = plt.subplots(figsize=(6, 6), layout="constrained")
+        draw_reliability(ax, calibration, "test" if "test" in calibration else "validation")
+        written.append(_save(figure, out_dir / "calibration.png"))
     return written

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .calibrate import apply_temperature, read_temperature
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, verdict
 from .model import MODEL_FILE, load_model, model_file, model_image_size
 from .preprocess import model_views, read_inputs
@@ -100,20 +101,23 @@ def forward(model, mirror: bool = True):
 
 class Predictor:
     def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True,
-                 view: str = "resize", crops: int = 1):
+                 view: str = "resize", crops: int = 1, temperature: Optional[float] = None):
         self.model = model
         self.model_path = model_path
         self.image_size = model_image_size(model)
         self.view, self.crops = view, crops         # preprocess.model_views: how images become inputs
+        self.temperature = temperature              # calibrate.py; None = the model's own probabilities
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
 
     @classmethod
-    def load(cls, path=None, mirror: bool = True) -> "Predictor":
+    def load(cls, path=None, mirror: bool = True, calibrated: bool = True) -> "Predictor":
         """Raises model.ModelError with a user-facing message when the model can't be used.
-        The view comes from the run's settings.json ("resize" where there is none)."""
+        The view comes from the run's settings.json ("resize" where there is none), the
+        temperature from its calibration.json (if any, and unless calibrated=False)."""
         path = resolve_model_path(path)
         settings = read_run_info(path).get("settings", {})
-        return cls(load_model(path), path, mirror, settings.get("view", "resize"), settings.get("crops", 1))
+        return cls(load_model(path), path, mirror, settings.get("view", "resize"), settings.get("crops", 1),
+                   read_temperature(path) if calibrated else None)
 
     def run_info(self) -> Dict:
         """metrics.json and settings.json from the model's run folder ({} where absent)."""
@@ -130,13 +134,16 @@ class Predictor:
 
     def prob_ai_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, size, size, 3) raw pixels, or (N, views, size, size, 3) -> P(AI-generated) per
-        image (the mean over its views)."""
+        image (the mean over its views, then calibrated when the Predictor has a temperature)."""
         batch = np.asarray(batch, dtype=np.float32)
         if len(batch) == 0:
             return np.zeros((0,), dtype=np.float32)
         flat = batch.reshape((-1,) + batch.shape[-3:])
         prob_ai = self._forward(tf.convert_to_tensor(flat)).numpy()[:, FAKE_INDEX]
-        return prob_ai.reshape(len(batch), -1).mean(axis=1) if batch.ndim == 5 else prob_ai
+        prob_ai = prob_ai.reshape(len(batch), -1).mean(axis=1) if batch.ndim == 5 else prob_ai
+        if self.temperature is None:
+            return prob_ai
+        return apply_temperature(prob_ai, self.temperature).astype(np.float32)
 
     def classify(self, sources: Sequence, names: Optional[Sequence[str]] = None,
                  threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,

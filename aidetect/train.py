@@ -249,6 +249,10 @@ def train(settings: Settings, log=print) -> Path:
         shutil.rmtree(run_dir)
         return run_dir
     save_slim(model, settings, run_dir / MODEL_FILE)
+    calibration = evaluate.calibrate_saved_model(run_dir / MODEL_FILE, settings.data_dir, batch,
+                                                 limit=settings.max_eval_images, seed=settings.seed)
+    log(f"calibrated: temperature {calibration['temperature']:.3f}, validation ECE "
+        f"{calibration['validation']['before']['ece']:.4f} -> {calibration['validation']['after']['ece']:.4f}")
     # the saved file, not the in-memory model: float16 weights can flip a borderline image
     metrics = evaluate.evaluate_saved_model(run_dir / MODEL_FILE, settings.data_dir, "test", batch,
                                    limit=settings.max_eval_images, seed=settings.seed)

@@ -133,7 +133,11 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert metrics["data_counts"] == {"train": 80, "validation": 20, "test": 100}
     assert (run_dir / "graphs" / "overview.png").stat().st_size > 10_000   # plot_metrics.py's plots
     assert sorted(p.name for p in run_dir.iterdir()) == [   # nothing left for resuming a finished run
-        "graphs", "history.json", "metrics.json", "model.keras", "run.json", "settings.json"]
+        "calibration.json", "graphs", "history.json", "metrics.json", "model.keras", "run.json", "settings.json"]
+    calibration = json.loads((run_dir / "calibration.json").read_text())     # fitted on validation
+    assert calibration["images"] == 20 and calibration["temperature"] > 0
+    assert metrics["temperature"] == pytest.approx(calibration["temperature"])     # metrics are calibrated
+    assert (run_dir / "graphs" / "calibration.png").is_file()
     record = json.loads((run_dir / "run.json").read_text())
     assert record["settings"] == json.loads(settings.to_json()) and record["parent"] is None
     assert record["data"]["counts"] == json.loads((sample_data / "prepare_report.json").read_text())["counts"]
