@@ -110,7 +110,8 @@ def main(argv=None) -> int:
             csv_rows = None
             if not json_output:
                 stream = stack.enter_context(open(args.output, "w", newline="")) if args.output else sys.stdout
-                csv_rows = results.csv_writer(stream, explained=bool(args.explain))
+                csv_rows = results.csv_writer(stream, scored=predictor.scope is not None,
+                                              explained=bool(args.explain))
         except (ModelError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

@@ -5,6 +5,7 @@
     python model_training.py train --help        (every setting is a flag)
     python model_training.py evaluate [--model models/<run>] [--output metrics.json]
     python model_training.py calibrate [--model models/<run>]   (calibration.json beside the model)
+    python model_training.py scope [--model models/<run>]       (scope.npz: what the model knows)
     python model_training.py control --data-dir data-wild     (content-only baseline)
     python model_training.py export --model models/<run> --out serving/aidetect/1
 """
@@ -105,6 +106,29 @@ def _calibrate(args) -> int:
     return 0
 
 
+def _scope(args) -> int:
+    import json
+
+    from aidetect.data import DataError
+    from aidetect.model import ModelError
+    from aidetect.predict import resolve_model_path
+    from aidetect.scope import fit_for_model
+    try:
+        model_path = resolve_model_path(args.model)
+        report = fit_for_model(model_path, args.data_dir)
+    except (DataError, ModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    (model_path.parent / "scope.json").write_text(json.dumps(report, indent=2))
+    print(f"{model_path}: threshold {report['threshold']:.1f} (the {report['quantile']:.1%} point of validation "
+          f"scores; fitted on {report['fit_images']} training images)")
+    for name, share in report["flagged"].items():
+        print(f"  {name:12s} {share:6.1%} outside what the model knows")
+    print(f"  AUROC of the score, CIFAKE test vs synthetic: {report['auroc_test_vs_synthetic']:.3f}")
+    print(f"wrote {model_path.parent / 'scope.npz'} and scope.json")
+    return 0
+
+
 def _control(args) -> int:
     from aidetect.control import fit_and_score
     from aidetect.data import DataError
@@ -163,6 +187,11 @@ def parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                            help="calibrate mirror-averaged probabilities, as the app computes them (default: yes)")
     calibrate.set_defaults(run=_calibrate)
+    scope = commands.add_parser("scope", help="fit what the model knows (scope.npz beside the model): inputs "
+                                              "unlike its training images get 'Outside what this model knows'")
+    scope.add_argument("--model", help="a .keras file or a run folder (default: the served default model)")
+    scope.add_argument("--data-dir", default=Settings.data_dir)
+    scope.set_defaults(run=_scope)
     control = commands.add_parser("control", help="a content-only baseline (colours, 8x8 layout) on a prepared split")
     control.add_argument("--data-dir", default=Settings.data_dir)
     control.add_argument("--output", help="also write its metrics to this JSON file")
@@ -191,7 +220,7 @@ def main(argv=None) -> int:
             settings_from_args(args)
         except ValueError as error:
             cli.error(str(error))
-    if args.command in ("train", "evaluate", "calibrate", "export"):
+    if args.command in ("train", "evaluate", "calibrate", "scope", "export"):
         start_tensorflow()                  # quietly; AIDETECT_VERBOSE=1 shows TensorFlow's own lines
     return args.run(args)
 

@@ -18,8 +18,8 @@ import streamlit as st
 from PIL import Image
 
 from aidetect import explain, images, results
-from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, REAL_LABEL, UNCERTAIN_LABEL,
-                             describe_decision, format_probability, predicted_index, verdict)
+from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, OUT_OF_SCOPE_LABEL, REAL_LABEL,
+                             UNCERTAIN_LABEL, describe_decision, format_probability, predicted_index, verdict)
 from aidetect.model import ModelError
 from aidetect.predict import (MODEL_ENV_VAR, Predictor, read_run_info, reliability_warning, resolve_model_path,
                               settle_long_lived_process, shipped_model_paths)
@@ -30,8 +30,10 @@ WILD_MIN_IMAGES = 10            # generator families with fewer images are not q
 DISPLAY_WIDTH = 256             # pixels; 32x32 images would be unreadable at their own size
 THUMBNAIL_SIZE = 2 * DISPLAY_WIDTH      # sharp on high-density screens
 VERDICT_TEXT = {AI_LABEL: "AI-generated", REAL_LABEL: "Real",
-                UNCERTAIN_LABEL: "Uncertain — review manually"}
-VERDICT_COLOUR = {AI_LABEL: "red", REAL_LABEL: "green", UNCERTAIN_LABEL: "orange"}
+                UNCERTAIN_LABEL: "Uncertain — review manually", OUT_OF_SCOPE_LABEL: OUT_OF_SCOPE_LABEL}
+VERDICT_COLOUR = {AI_LABEL: "red", REAL_LABEL: "green", UNCERTAIN_LABEL: "orange", OUT_OF_SCOPE_LABEL: "gray"}
+SCOPE_NOTE = ("This image is unlike the photos and images the model learned from (a drawing, a graphic, "
+              "noise or an empty picture?): its probability is shown, but it is no verdict.")
 HOW_TO_GET_A_MODEL = f"""
 To get a model, either
 - pick one of the shipped models in the sidebar (if this copy of the project has them), or
@@ -137,7 +139,7 @@ def analyse_uploads(predictor: Predictor, uploads) -> List[Analysis]:
 def relabel(result: Result, threshold: float, band: float) -> Result:
     if result.prob_ai is None:
         return result
-    return dataclasses.replace(result, verdict=verdict(result.prob_ai, threshold, band))
+    return dataclasses.replace(result, verdict=verdict(result.prob_ai, threshold, band, result.out_of_scope))
 
 
 def show_model_note(predictor: Predictor) -> None:
@@ -215,7 +217,7 @@ def show_result(result: Result, overlay: Optional[np.ndarray], rule: str) -> Non
             label = result.verdict.label
             st.markdown(f"#### :{VERDICT_COLOUR[label]}[**{VERDICT_TEXT[label]}**]")
             st.markdown(f"Probability AI-generated: **{format_probability(result.prob_ai)}**")
-            st.caption(rule)
+            st.caption(SCOPE_NOTE if label == OUT_OF_SCOPE_LABEL else rule)
             with st.expander("Explanation heatmap"):
                 st.image(overlay, width=DISPLAY_WIDTH)
                 st.caption(explain.HOW_TO_READ)

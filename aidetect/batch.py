@@ -13,7 +13,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from . import images
-from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, verdict
+from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND
 from .predict import Predictor
 from .results import Result
 from .preprocess import read_inputs, view_count
@@ -68,13 +68,13 @@ def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int =
                    progress: bool = True) -> Iterator[Result]:
     """One Result per path, in order, named exactly as the path was given."""
     names = iter(paths)
-    # progress=True shows a bar on a terminal only (tqdm's disable=None): log files get no bar
     with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=None if progress else True) as bar:
         for inputs, errors in make_dataset(paths, predictor, batch_size):
-            for prob_ai, error in zip(predictor.prob_ai_batch(inputs), errors.numpy()):
-                name = next(names)
-                if error:
-                    yield Result(name, error=error.decode())
-                else:
-                    yield Result(name, float(prob_ai), verdict(float(prob_ai), threshold, uncertain_band))
+            errors = [error.decode() for error in errors.numpy()]
+            batch_names = [next(names) for _ in errors]
+            readable = [i for i, error in enumerate(errors) if not error]
+            answered = dict(zip(readable, predictor.results([batch_names[i] for i in readable],
+                                                            inputs.numpy()[readable], threshold, uncertain_band)))
+            for i, name in enumerate(batch_names):
+                yield Result(name, error=errors[i]) if errors[i] else answered[i]
             bar.update(len(errors))

@@ -8,6 +8,7 @@ no particular order). Each worker loads the model once (DoFn.setup) and classifi
 the same Predictor as the web app. Needs `pip install -r requirements-beam.txt`.
 """
 import argparse
+import io
 from pathlib import Path
 
 import apache_beam as beam
@@ -19,7 +20,7 @@ from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision
 from .predict import Predictor, resolve_model_path
 from .results import Result
 
-HEADER = ",".join(results.COLUMNS)
+HEADER = ",".join(results.COLUMNS + (results.SCOPE_COLUMN,))     # scope_score empty for models without a scope
 
 
 class ClassifyBatch(beam.DoFn):
@@ -38,8 +39,10 @@ class ClassifyBatch(beam.DoFn):
 
 
 def csv_row(result: Result) -> str:
-    """One CSV record exactly as results.to_csv writes it (a path may hold a quoted newline)."""
-    return results.to_csv([result]).split("\n", 1)[1].rstrip("\n")
+    """One CSV record under HEADER, written by results' own CSV writer (a path may hold a quoted newline)."""
+    buffer = io.StringIO()
+    results.csv_writer(buffer, scored=True).writerow(results.to_row(result))
+    return buffer.getvalue().split("\n", 1)[1].rstrip("\n")
 
 
 def classify_pattern(pipeline, pattern: str, output: str, model_path=None,

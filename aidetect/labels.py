@@ -15,6 +15,7 @@ DISPLAY_NAMES = {"REAL": "Real", "FAKE": "AI-generated"}
 AI_LABEL = DISPLAY_NAMES["FAKE"]
 REAL_LABEL = DISPLAY_NAMES["REAL"]
 UNCERTAIN_LABEL = "Uncertain"
+OUT_OF_SCOPE_LABEL = "Outside what this model knows"     # scope.py: unlike anything it was trained on
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_UNCERTAIN_BAND = 0.1            # half-width around the threshold (page, classify.py and Beam
@@ -61,13 +62,16 @@ def check_decision(threshold: float, uncertain_band: float) -> None:
 
 
 def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD,
-            uncertain_band: float = DEFAULT_UNCERTAIN_BAND) -> Verdict:
+            uncertain_band: float = DEFAULT_UNCERTAIN_BAND, out_of_scope: bool = False) -> Verdict:
     """Turn the probability of "AI-generated" into a label.
 
-    Inside [threshold - band, threshold + band] (band > 0) the answer is "Uncertain".
+    An input unlike the model's training images (out_of_scope) gets OUT_OF_SCOPE_LABEL, whatever
+    its probability; inside [threshold - band, threshold + band] (band > 0) the answer is "Uncertain".
     """
     check_decision(threshold, uncertain_band)
     p = float(prob_ai)
+    if out_of_scope:
+        return Verdict(OUT_OF_SCOPE_LABEL, p)
     if uncertain_band > 0 and abs(p - threshold) <= uncertain_band:
         return Verdict(UNCERTAIN_LABEL, p)
     return Verdict(AI_LABEL if p >= threshold else REAL_LABEL, p)

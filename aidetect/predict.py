@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from .calibrate import apply_temperature, read_temperature
+from .scope import FEATURE_LAYER, SCOPE_FILE, Scope, lacks_detail
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, verdict
 from .model import MODEL_FILE, load_model, model_file, model_image_size
 from .preprocess import model_views, read_inputs
@@ -101,13 +102,17 @@ def forward(model, mirror: bool = True):
 
 class Predictor:
     def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True,
-                 view: str = "resize", crops: int = 1, temperature: Optional[float] = None):
+                 view: str = "resize", crops: int = 1, temperature: Optional[float] = None,
+                 scope: Optional[Scope] = None):
         self.model = model
         self.model_path = model_path
         self.image_size = model_image_size(model)
         self.view, self.crops = view, crops         # preprocess.model_views: how images become inputs
         self.temperature = temperature              # calibrate.py; None = the model's own probabilities
+        self.scope = scope                          # scope.py; None = every input is taken at its word
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
+        self._features = tf.function(keras.Model(model.input, model.get_layer(FEATURE_LAYER).output),
+                                     reduce_retracing=True)
 
     @classmethod
     def load(cls, path=None, mirror: bool = True, calibrated: bool = True) -> "Predictor":
@@ -117,7 +122,7 @@ class Predictor:
         path = resolve_model_path(path)
         settings = read_run_info(path).get("settings", {})
         return cls(load_model(path), path, mirror, settings.get("view", "resize"), settings.get("crops", 1),
-                   read_temperature(path) if calibrated else None)
+                   read_temperature(path) if calibrated else None, Scope.load(path.parent / SCOPE_FILE))
 
     def run_info(self) -> Dict:
         """metrics.json and settings.json from the model's run folder ({} where absent)."""
@@ -145,6 +150,30 @@ class Predictor:
             return prob_ai
         return apply_temperature(prob_ai, self.temperature).astype(np.float32)
 
+    def features_batch(self, batch: np.ndarray) -> np.ndarray:
+        """(N, [views,] size, size, 3) -> (N, features): the pooled features, averaged over views."""
+        batch = np.asarray(batch, dtype=np.float32)
+        features = self._features(tf.convert_to_tensor(batch.reshape((-1,) + batch.shape[-3:]))).numpy()
+        return features.reshape(len(batch), -1, features.shape[-1]).mean(axis=1)
+
+    def scope_batch(self, batch: np.ndarray):
+        """(scores, outside) per image: scope.py's distance and whether it is beyond the model's
+        scope (or lacks fine detail); (None, all False) for a model without a scope."""
+        if self.scope is None or len(batch) == 0:
+            return None, np.zeros(len(batch), dtype=bool)
+        scores = self.scope.scores(self.features_batch(batch))
+        return scores, (scores > self.scope.threshold) | lacks_detail(batch)
+
+    def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
+                images: Optional[Sequence] = None) -> List[Result]:
+        """One Result per image of a batch of model inputs: probability, scope and verdict."""
+        prob_ai = self.prob_ai_batch(batch)
+        scores, outside = self.scope_batch(batch)
+        return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out)),
+                       image=None if images is None else images[i],
+                       scope_score=None if scores is None else float(scores[i]), out_of_scope=bool(out))
+                for i, (name, p, out) in enumerate(zip(names, prob_ai, outside))]
+
     def classify(self, sources: Sequence, names: Optional[Sequence[str]] = None,
                  threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
                  keep_images: bool = False) -> List[Result]:
@@ -158,15 +187,11 @@ class Predictor:
                 continue
             inputs[i] = views.astype(np.float32)
             kept[i] = rgb if keep_images else None
-        by_index = dict(zip(inputs, self.prob_ai_batch(np.stack(list(inputs.values()))))) if inputs else {}
-        results = []
-        for i, name in enumerate(names):
-            if i in errors:
-                results.append(Result(name, error=errors[i]))
-            else:
-                p = float(by_index[i])
-                results.append(Result(name, p, verdict(p, threshold, uncertain_band), image=kept[i]))
-        return results
+        readable = list(inputs)
+        answered = dict(zip(readable, self.results(
+            [names[i] for i in readable], np.stack([inputs[i] for i in readable]) if readable else np.zeros((0,)),
+            threshold, uncertain_band, [kept[i] for i in readable])))
+        return [Result(name, error=errors[i]) if i in errors else answered[i] for i, name in enumerate(names)]
 
     def classify_one(self, source, name: str = "", **options) -> Result:
         return self.classify([source], [name or str(source)], **options)[0]

@@ -22,6 +22,8 @@ class Result:
     error: Optional[str] = None
     image: Optional[np.ndarray] = None        # the decoded RGB image, for display/explanations
     explanation: str = ""                     # the saved heatmap overlay's file, if one was written
+    scope_score: Optional[float] = None       # scope.py: how unlike the training images (None: no scope)
+    out_of_scope: bool = False
 
     @property
     def label(self) -> str:
@@ -29,7 +31,8 @@ class Result:
 
 
 COLUMNS = ("path", "label", "prob_ai", "error")
-EXPLAINED_COLUMNS = COLUMNS + ("explanation",)      # classify.py --explain: the overlay's file
+SCOPE_COLUMN = "scope_score"            # after the four, where the model has a scope (scope.py)
+EXPLANATION_COLUMN = "explanation"      # classify.py --explain: the overlay's file
 
 
 def to_row(result: Result) -> Dict[str, str]:
@@ -38,15 +41,16 @@ def to_row(result: Result) -> Dict[str, str]:
         "label": result.label,
         "prob_ai": "" if result.prob_ai is None else f"{result.prob_ai:.6f}",
         "error": result.error or "",
-        "explanation": result.explanation,
+        SCOPE_COLUMN: "" if result.scope_score is None else f"{result.scope_score:.2f}",
+        EXPLANATION_COLUMN: result.explanation,
     }
 
 
-def csv_writer(stream: TextIO, explained: bool = False) -> csv.DictWriter:
+def csv_writer(stream: TextIO, scored: bool = False, explained: bool = False) -> csv.DictWriter:
     """A CSV writer whose header is already on stream; rows go in as to_row() dicts. The four
-    COLUMNS always come first; `explained` adds the overlay file's column."""
-    writer = csv.DictWriter(stream, fieldnames=EXPLAINED_COLUMNS if explained else COLUMNS,
-                            extrasaction="ignore", lineterminator="\n")
+    COLUMNS always come first; `scored` adds the scope score's column, `explained` the overlay's."""
+    columns = COLUMNS + ((SCOPE_COLUMN,) if scored else ()) + ((EXPLANATION_COLUMN,) if explained else ())
+    writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     return writer
 
@@ -54,7 +58,8 @@ def csv_writer(stream: TextIO, explained: bool = False) -> csv.DictWriter:
 def to_csv(results: Iterable[Result]) -> str:
     results = list(results)
     buffer = io.StringIO()
-    csv_writer(buffer, explained=any(r.explanation for r in results)).writerows(to_row(r) for r in results)
+    csv_writer(buffer, scored=any(r.scope_score is not None for r in results),
+               explained=any(r.explanation for r in results)).writerows(to_row(r) for r in results)
     return buffer.getvalue()
 
 
@@ -63,8 +68,10 @@ def to_json(results: Iterable[Result]) -> str:
     for result in results:
         row = to_row(result)
         row["prob_ai"] = None if result.prob_ai is None else round(result.prob_ai, 6)
-        if not row["explanation"]:
-            del row["explanation"]
+        row[SCOPE_COLUMN] = None if result.scope_score is None else round(result.scope_score, 2)
+        for column in (SCOPE_COLUMN, EXPLANATION_COLUMN):
+            if row[column] in ("", None):
+                del row[column]
         rows.append(row)
     return json.dumps(rows, indent=1)
 

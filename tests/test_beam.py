@@ -8,7 +8,7 @@ beam = pytest.importorskip("apache_beam", reason="apache-beam is not installed: 
                            "pip install -r requirements-beam.txt")
 
 from aidetect import batch, results  # noqa: E402
-from aidetect.beam_pipeline import classify_pattern, csv_row  # noqa: E402
+from aidetect.beam_pipeline import HEADER, classify_pattern, csv_row  # noqa: E402
 from aidetect.predict import Predictor  # noqa: E402
 from aidetect.results import Result  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_direct_runner_writes_the_rows_classify_writes(tmp_path, sample_dir, tin
     for part in sorted((tmp_path / "out").glob("results-*.csv")):
         with part.open(newline="") as file:
             reader = csv.DictReader(file)
-            assert tuple(reader.fieldnames) == results.COLUMNS
+            assert tuple(reader.fieldnames) == results.COLUMNS + ("scope_score",)
             rows += list(reader)
     rows.sort(key=lambda row: row["path"])
 
@@ -46,5 +46,7 @@ def test_direct_runner_writes_the_rows_classify_writes(tmp_path, sample_dir, tin
 
 
 def test_csv_row_is_the_record_to_csv_writes():
-    result = Result('odd "name",\nwith newline.jpg', error="cannot open file")
-    assert results.to_csv([result]) == ",".join(results.COLUMNS) + "\n" + csv_row(result) + "\n"
+    result = Result('odd "name",\nwith newline.jpg', prob_ai=0.25, scope_score=12.5)
+    assert results.to_csv([result]) == HEADER + "\n" + csv_row(result) + "\n"
+    unscored = Result('odd "name",\nwith newline.jpg', error="cannot open file")
+    assert csv_row(unscored) == results.to_csv([unscored]).split("\n", 1)[1].rstrip("\n") + ","

@@ -1,0 +1,80 @@
+"""What the model knows: the out-of-scope score, its fit, and the verdict it gives in every tool."""
+import csv
+import io
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from aidetect.labels import OUT_OF_SCOPE_LABEL
+from aidetect.scope import MIN_DETAIL, QUANTILE, Scope, detail, fit, lacks_detail, synthetic_inputs
+
+
+def test_the_score_grows_away_from_the_training_features_and_the_threshold_keeps_most_inside(tmp_path):
+    rng = np.random.default_rng(0)
+    classes = np.repeat([0, 1], 2000)
+    train = rng.normal(0, 1, (4000, 8)) + classes[:, None] * 3
+    validation = rng.normal(0, 1, (2000, 8)) + np.repeat([0, 1], 1000)[:, None] * 3
+    scope = fit(train, classes, validation)
+    assert np.mean(scope.scores(validation) > scope.threshold) == pytest.approx(1 - QUANTILE, abs=0.005)
+    far = rng.normal(0, 1, (200, 8)) + 12
+    assert np.all(scope.scores(far) > scope.threshold)
+    saved = Scope.load(scope.save(tmp_path / "scope.npz"))
+    np.testing.assert_allclose(saved.scores(far), scope.scores(far))
+    assert Scope.load(tmp_path / "none.npz") is None
+
+
+def test_flat_colours_and_smooth_gradients_lack_detail_photos_and_noise_do_not(sample_dir):
+    sets = synthetic_inputs(count=5)
+    assert lacks_detail(np.stack(sets["flat colour"])).all()
+    assert np.all(detail(np.stack([g[:, :32] for g in sets["gradient"]])) < MIN_DETAIL)
+    assert not lacks_detail(np.stack(sets["noise"])).any()
+    photos = np.stack([np.asarray(Image.open(p)) for p in sorted((sample_dir / "REAL").iterdir())])
+    assert detail(photos).min() > 2 * MIN_DETAIL
+
+
+def _awkward_inputs(folder):
+    """The four inputs a user reported as 'Real': a red circle drawn on transparency, a flat blue
+    picture, a 1024x768 gradient and random noise."""
+    folder.mkdir(parents=True, exist_ok=True)
+    circle = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(circle).ellipse([40, 40, 160, 160], fill=(220, 20, 20, 255))
+    circle.save(folder / "circle.png")
+    Image.new("RGB", (300, 200), (30, 60, 200)).save(folder / "flat.png")
+    ramp = np.linspace(0, 255, 1024)[None, :, None].repeat(768, 0).repeat(3, 2).astype(np.uint8)
+    Image.fromarray(ramp).save(folder / "gradient.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(folder / "noise.png")
+    return folder
+
+
+@pytest.mark.needs_cifake
+def test_the_shipped_model_says_drawings_flat_images_and_noise_are_outside_what_it_knows(tmp_path, sample_dir, capsys):
+    import classify
+    from aidetect.predict import DEFAULT_MODEL_PATH
+    folder = _awkward_inputs(tmp_path / "odd")
+    photos = sorted((sample_dir / "REAL").iterdir())[:3] + sorted((sample_dir / "FAKE").iterdir())[:3]
+    assert classify.main([str(folder), *map(str, photos), "--model", str(DEFAULT_MODEL_PATH)]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert list(rows[0])[:4] == ["path", "label", "prob_ai", "error"] and "scope_score" in rows[0]
+    by_name = {row["path"].rsplit("/", 1)[-1]: row for row in rows}
+    for name in ("circle.png", "flat.png", "gradient.png", "noise.png"):
+        assert by_name[name]["label"] == OUT_OF_SCOPE_LABEL and by_name[name]["prob_ai"], name
+    assert all(by_name[p.name]["label"] != OUT_OF_SCOPE_LABEL for p in photos)
+
+
+@pytest.mark.needs_cifake
+def test_the_page_says_so_too_and_still_shows_the_probability(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+    from aidetect.predict import DEFAULT_MODEL_PATH
+    from tests.test_web_app import PAGE
+    folder = _awkward_inputs(tmp_path / "odd")
+    monkeypatch.setenv("AIDETECT_MODEL", str(DEFAULT_MODEL_PATH))
+    monkeypatch.setattr(sys, "argv", ["web_app.py"])
+    page = AppTest.from_file(str(PAGE), default_timeout=120).run()
+    page.file_uploader[0].set_value([(p.name, p.read_bytes(), "image/png") for p in sorted(folder.iterdir())]).run()
+    assert not page.exception
+    headings = [m.value for m in page.markdown if m.value.startswith("#### ")]
+    assert len(headings) == 4 and all(OUT_OF_SCOPE_LABEL in h for h in headings)
+    assert len([m for m in page.markdown if m.value.startswith("Probability AI-generated: ")]) == 4
+    assert sum("unlike the photos" in c.value for c in page.caption) == 4
