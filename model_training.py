@@ -107,8 +107,6 @@ def _calibrate(args) -> int:
 
 
 def _scope(args) -> int:
-    import json
-
     from aidetect.data import DataError
     from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
@@ -119,12 +117,11 @@ def _scope(args) -> int:
     except (DataError, ModelError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    (model_path.parent / "scope.json").write_text(json.dumps(report, indent=2))
     print(f"{model_path}: threshold {report['threshold']:.1f} (the {report['quantile']:.1%} point of validation "
           f"scores; fitted on {report['fit_images']} training images)")
     for name, share in report["flagged"].items():
         print(f"  {name:12s} {share:6.1%} outside what the model knows")
-    print(f"  AUROC of the score, CIFAKE test vs synthetic: {report['auroc_test_vs_synthetic']:.3f}")
+    print(f"  AUROC of the score, test split vs synthetic: {report['auroc_test_vs_synthetic']:.3f}")
     print(f"wrote {model_path.parent / 'scope.npz'} and scope.json")
     return 0
 

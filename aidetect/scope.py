@@ -7,13 +7,17 @@ the validation images, and images without fine detail (flat colours, smooth grad
 "outside what this model knows": drawings, graphics, noise. Fitted once per model from its training images and saved beside it as
 scope.npz (the model file is never touched); `model_training.py scope` fits it for any model.
 """
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
+from .files import write_atomically
+
 SCOPE_FILE = "scope.npz"
+REPORT_FILE = "scope.json"      # what fit_for_model measured, beside it
 FEATURE_LAYER = "pool"          # model.py's global average pooling, right before the classifier
 QUANTILE = 0.975                # of validation scores: ~2.5 % of images like the training data are flagged
 MIN_DETAIL = 2.0                # mean |Laplacian| of the model's view; CIFAKE's lowest 0.1 % is ~5,
@@ -108,8 +112,9 @@ def synthetic_inputs(count: int = 100, seed: int = 0) -> Dict[str, list]:
 
 def fit_for_model(model_path, data_dir, batch_size: int = 256, seed: int = 42) -> Dict:
     """Fit a model's scope from data_dir's train split (FIT_IMAGES, class-balanced), threshold it
-    on validation, save scope.npz beside the model and report the share flagged on test and on
-    synthetic_inputs(), and the AUROC of the score between test and synthetic images."""
+    on validation, save scope.npz beside the model, and report (also in scope.json beside it) the
+    share flagged on the test split and on synthetic_inputs(), and the AUROC of the score between
+    test and synthetic images."""
     from sklearn.metrics import roc_auc_score
 
     from . import data
@@ -131,15 +136,17 @@ def fit_for_model(model_path, data_dir, batch_size: int = 256, seed: int = 42) -
     validation_inputs, _ = split_inputs("validation")
     scope = fit(features(train_inputs), train_labels, features(validation_inputs))
     scope.save(Path(predictor.model_path).parent / SCOPE_FILE)
-    sets = {"CIFAKE test": split_inputs("test")[0]}
+    sets = {"test split": split_inputs("test")[0]}
     for name, pictures in synthetic_inputs().items():
         sets[name] = np.stack([model_views(p, predictor.image_size, predictor.view, predictor.crops).numpy()
                                for p in pictures]).astype(np.float32)
     scores = {name: scope.scores(features(batch)) for name, batch in sets.items()}
     plain = {name: lacks_detail(batch) for name, batch in sets.items()}
-    inside = scores["CIFAKE test"]
-    outside = np.concatenate([scores[name] for name in sets if name != "CIFAKE test"])
-    return {"threshold": scope.threshold, "quantile": QUANTILE, "fit_images": int(len(train_labels)),
-            "flagged": shares_flagged(scores, plain, scope.threshold),
-            "auroc_test_vs_synthetic": float(roc_auc_score(np.r_[np.zeros(len(inside)), np.ones(len(outside))],
-                                                           np.r_[inside, outside]))}
+    inside = scores["test split"]
+    outside = np.concatenate([scores[name] for name in sets if name != "test split"])
+    report = {"threshold": scope.threshold, "quantile": QUANTILE, "fit_images": int(len(train_labels)),
+              "data_dir": str(data_dir), "flagged": shares_flagged(scores, plain, scope.threshold),
+              "auroc_test_vs_synthetic": float(roc_auc_score(np.r_[np.zeros(len(inside)), np.ones(len(outside))],
+                                                             np.r_[inside, outside]))}
+    write_atomically(Path(predictor.model_path).parent / REPORT_FILE, json.dumps(report, indent=2))
+    return report

@@ -17,6 +17,7 @@ from .labels import CLASS_NAMES, POSITIVE_INDEX
 from .model import MODEL_FILE, ModelError, build_model, load_model, save_slim
 from .plots import PlotError, write_plots
 from .record import RECORD_FILE, new_record
+from .scope import fit_for_model as fit_scope
 from .settings import Settings
 
 SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
@@ -253,6 +254,9 @@ def train(settings: Settings, log=print) -> Path:
                                                  limit=settings.max_eval_images, seed=settings.seed)
     log(f"calibrated: temperature {calibration['temperature']:.3f}, validation ECE "
         f"{calibration['validation']['before']['ece']:.4f} -> {calibration['validation']['after']['ece']:.4f}")
+    scope = fit_scope(run_dir / MODEL_FILE, settings.data_dir, batch, settings.seed)
+    log(f"scope: {scope['flagged']['test split']:.1%} of test images outside what the model knows, "
+        f"{np.mean([v for k, v in scope['flagged'].items() if k != 'test split']):.1%} of synthetic graphics")
     # the saved file, not the in-memory model: float16 weights can flip a borderline image
     metrics = evaluate.evaluate_saved_model(run_dir / MODEL_FILE, settings.data_dir, "test", batch,
                                    limit=settings.max_eval_images, seed=settings.seed)

@@ -133,7 +133,11 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert metrics["data_counts"] == {"train": 80, "validation": 20, "test": 100}
     assert (run_dir / "graphs" / "overview.png").stat().st_size > 10_000   # plot_metrics.py's plots
     assert sorted(p.name for p in run_dir.iterdir()) == [   # nothing left for resuming a finished run
-        "calibration.json", "graphs", "history.json", "metrics.json", "model.keras", "run.json", "settings.json"]
+        "calibration.json", "graphs", "history.json", "metrics.json", "model.keras", "run.json", "scope.json",
+        "scope.npz", "settings.json"]
+    scope = json.loads((run_dir / "scope.json").read_text())          # fitted at the end of the run
+    assert set(scope["flagged"]) == {"test split", "flat colour", "gradient", "noise", "drawing"}
+    assert scope["flagged"]["flat colour"] == 1.0                        # no detail: never a verdict
     calibration = json.loads((run_dir / "calibration.json").read_text())     # fitted on validation
     assert calibration["images"] == 20 and calibration["temperature"] > 0
     assert metrics["temperature"] == pytest.approx(calibration["temperature"])     # metrics are calibrated
