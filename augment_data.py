@@ -31,6 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="same seed, same files (default: %(default)s)")
     parser.add_argument("--include-originals", action="store_true",
                         help="also copy the original files, unchanged")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     parser.add_argument("--preset", choices=PRESETS, default=DEFAULTS.preset,
                         help="keep-pixels (whole-pixel shifts, mirroring, everyday photo changes) or "
                              "geometric (rotation, shift, shear, zoom) (default: %(default)s)")
@@ -69,7 +70,7 @@ def settings_from(args) -> AugmentSettings:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    start_tensorflow()                      # quietly; AIDETECT_VERBOSE=1 shows TensorFlow's own lines
+    start_tensorflow(args.verbose)          # quietly, unless --verbose
     started = time.perf_counter()
     try:
         settings = settings_from(args)

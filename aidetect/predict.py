@@ -157,12 +157,15 @@ class Predictor:
         return features.reshape(len(batch), -1, features.shape[-1]).mean(axis=1)
 
     def scope_batch(self, batch: np.ndarray):
-        """(scores, outside) per image: scope.py's distance and whether it is beyond the model's
-        scope (or lacks fine detail); (None, all False) for a model without a scope."""
-        if self.scope is None or len(batch) == 0:
-            return None, np.zeros(len(batch), dtype=bool)
+        """(scores, outside) per image: scope.py's distance (None for a model without a scope) and
+        whether the image is beyond the model's scope or lacks fine detail (for every model)."""
+        if len(batch) == 0:
+            return None, np.zeros(0, dtype=bool)
+        plain = lacks_detail(batch)
+        if self.scope is None:
+            return None, plain
         scores = self.scope.scores(self.features_batch(batch))
-        return scores, (scores > self.scope.threshold) | lacks_detail(batch)
+        return scores, (scores > self.scope.threshold) | plain
 
     def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
                 images: Optional[Sequence] = None) -> List[Result]:

@@ -78,3 +78,13 @@ def test_the_page_says_so_too_and_still_shows_the_probability(tmp_path, monkeypa
     assert len(headings) == 4 and all(OUT_OF_SCOPE_LABEL in h for h in headings)
     assert len([m for m in page.markdown if m.value.startswith("Probability AI-generated: ")]) == 4
     assert sum("unlike the photos" in c.value for c in page.caption) == 4
+
+
+def test_without_a_scope_only_images_without_detail_are_outside(tiny_model_path, tmp_path):
+    from aidetect.predict import Predictor
+    predictor = Predictor.load(tiny_model_path)
+    assert predictor.scope is None
+    folder = _awkward_inputs(tmp_path / "odd")
+    results = {r.name.rsplit("/", 1)[-1]: r for r in predictor.classify([str(p) for p in sorted(folder.iterdir())])}
+    assert results["flat.png"].label == results["gradient.png"].label == OUT_OF_SCOPE_LABEL
+    assert results["noise.png"].label != OUT_OF_SCOPE_LABEL and results["noise.png"].scope_score is None
