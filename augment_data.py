@@ -15,7 +15,7 @@ import argparse
 import sys
 import time
 
-from aidetect.augment import PRESETS, AugmentError, AugmentSettings, augment_folder
+from aidetect.augment import PRESETS, AugmentError, AugmentSettings, augment_folder, check_folders
 from aidetect.quiet import start_tensorflow
 
 DEFAULTS = AugmentSettings()
@@ -70,10 +70,11 @@ def settings_from(args) -> AugmentSettings:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    start_tensorflow(args.verbose)          # quietly, unless --verbose
     started = time.perf_counter()
     try:
         settings = settings_from(args)
+        check_folders(args.input, args.output)      # refusals stay instant: TensorFlow loads after
+        start_tensorflow(args.verbose)              # quietly, unless --verbose
         report = augment_folder(args.input, args.output, args.copies, args.seed, settings,
                                 args.include_originals)
     except AugmentError as error:

@@ -122,7 +122,9 @@ def _scope(args) -> int:
     for name, share in report["flagged"].items():
         print(f"  {name:12s} {share:6.1%} outside what the model knows")
     print(f"  AUROC of the score, test split vs synthetic: {report['auroc_test_vs_synthetic']:.3f}")
-    print(f"wrote {model_path.parent / 'scope.npz'} and scope.json")
+    kept = "scope.npz and scope.json" if report["kept"] else (
+        f"scope.json only: the score separates too little to be used (AUROC below {report['min_auroc']})")
+    print(f"wrote {kept} in {model_path.parent}")
     return 0
 
 

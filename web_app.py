@@ -198,10 +198,9 @@ def show_summary(labelled: List[Result]) -> None:
     st.subheader("Summary")
     rows = [{"file": r.name,
              "verdict": VERDICT_TEXT.get(r.label, f"unreadable: {r.error}"),
-             "probability AI-generated": r.prob_ai}
+             "probability AI-generated": "" if r.prob_ai is None else format_probability(r.prob_ai)}
             for r in labelled]
-    st.dataframe(rows, hide_index=True, column_config={
-        "probability AI-generated": st.column_config.NumberColumn(format="%.3f")})
+    st.dataframe(rows, hide_index=True)          # the CSV download keeps the exact probabilities
     st.download_button("Download as CSV", results.to_csv(labelled), file_name="aidetect_results.csv",
                        mime="text/csv", on_click="ignore")
 

@@ -4,6 +4,7 @@ Reproducible: each layer draws from its own seeded Keras SeedGenerator through s
 ops, so the same seed, inputs and call order give byte-identical pixels in every process.
 """
 import shutil
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,8 +291,9 @@ def augment_folder(input_dir, output_dir, copies: int = 5, seed: int = 42,
                     augmented = keras.ops.convert_to_numpy(layers(pixels, training=True))
                     augmented = np.clip(np.round(augmented), 0, 255).astype(np.uint8)
                     for source, image in zip(group, augmented):
-                        if keep_pixels:     # seeded by copy and file: the same files on every run
-                            change_seed = tf.constant([seed * 1_000_003 + copy, report.written], tf.int64)
+                        if keep_pixels:     # seeded by copy and file name: the same file on every run
+                            file_seed = zlib.crc32(source.relative.as_posix().encode())
+                            change_seed = tf.constant([seed * 1_000_003 + copy, file_seed], tf.int64)
                             image = change(image, change_seed).numpy()
                         _save(image, output_dir / copy_name(source.relative, copy), source.save_options)
                         report.written += 1

@@ -73,10 +73,14 @@ def calibration_report(is_fake, prob_ai, test_is_fake=None, test_prob_ai=None) -
     return report
 
 
-def read_temperature(model_path) -> Optional[float]:
-    """The temperature in calibration.json beside a model, or None (absent or unreadable)."""
+def read_temperature(model_path, mirror: bool = True) -> Optional[float]:
+    """The temperature in calibration.json beside a model, or None: absent, unreadable, not a
+    finite positive number, or fitted for the other mirror setting than the one asked for."""
     try:
-        value = json.loads((Path(model_path).parent / CALIBRATION_FILE).read_text())["temperature"]
+        saved = json.loads((Path(model_path).parent / CALIBRATION_FILE).read_text())
+        value = saved["temperature"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+    if saved.get("mirror_averaged", mirror) != mirror:
+        return None
+    return float(value) if isinstance(value, (int, float)) and np.isfinite(value) and value > 0 else None

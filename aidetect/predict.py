@@ -100,6 +100,14 @@ def forward(model, mirror: bool = True):
     return functools.partial(mirror_averaged, model) if mirror else model
 
 
+def feature_width(model) -> int:
+    """Width of the features scope.py measures (0 for a model without the pooling layer)."""
+    try:
+        return int(model.get_layer(FEATURE_LAYER).output.shape[-1])
+    except ValueError:
+        return 0
+
+
 class Predictor:
     def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True,
                  view: str = "resize", crops: int = 1, temperature: Optional[float] = None,
@@ -111,8 +119,7 @@ class Predictor:
         self.temperature = temperature              # calibrate.py; None = the model's own probabilities
         self.scope = scope                          # scope.py; None = every input is taken at its word
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
-        self._features = tf.function(keras.Model(model.input, model.get_layer(FEATURE_LAYER).output),
-                                     reduce_retracing=True)
+        self._features = None                       # built on first use (models without a scope never)
 
     @classmethod
     def load(cls, path=None, mirror: bool = True, calibrated: bool = True) -> "Predictor":
@@ -121,11 +128,15 @@ class Predictor:
         temperature from its calibration.json (if any, and unless calibrated=False)."""
         path = resolve_model_path(path)
         settings = read_run_info(path).get("settings", {})
-        return cls(load_model(path), path, mirror, settings.get("view", "resize"), settings.get("crops", 1),
-                   read_temperature(path) if calibrated else None, Scope.load(path.parent / SCOPE_FILE))
+        model = load_model(path)
+        scope = Scope.load(path.parent / SCOPE_FILE)
+        if scope is not None and scope.means.shape[-1] != feature_width(model):
+            scope = None                            # another model's file: answer without a scope
+        return cls(model, path, mirror, settings.get("view", "resize"), settings.get("crops", 1),
+                   read_temperature(path, mirror) if calibrated else None, scope)
 
     def run_info(self) -> Dict:
-        """metrics.json and settings.json from the model's run folder ({} where absent)."""
+        """The run folder's records (read_run_info; {} where absent)."""
         return read_run_info(self.model_path) if self.model_path is not None else {}
 
     def views(self, rgb: np.ndarray) -> np.ndarray:
@@ -152,6 +163,9 @@ class Predictor:
 
     def features_batch(self, batch: np.ndarray) -> np.ndarray:
         """(N, [views,] size, size, 3) -> (N, features): the pooled features, averaged over views."""
+        if self._features is None:
+            self._features = tf.function(keras.Model(self.model.input, self.model.get_layer(FEATURE_LAYER).output),
+                                         reduce_retracing=True)
         batch = np.asarray(batch, dtype=np.float32)
         features = self._features(tf.convert_to_tensor(batch.reshape((-1,) + batch.shape[-3:]))).numpy()
         return features.reshape(len(batch), -1, features.shape[-1]).mean(axis=1)

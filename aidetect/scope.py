@@ -14,7 +14,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from .files import write_atomically
+from .files import atomic_path, write_atomically
 
 SCOPE_FILE = "scope.npz"
 REPORT_FILE = "scope.json"      # what fit_for_model measured, beside it
@@ -23,6 +23,7 @@ QUANTILE = 0.975                # of validation scores: ~2.5 % of images like th
 MIN_DETAIL = 2.0                # mean |Laplacian| of the model's view; CIFAKE's lowest 0.1 % is ~5,
                                 # flat colours are 0 and smooth gradients ~1 (docs/results.md)
 FIT_IMAGES = 10000              # training images the class means and covariance are taken from
+MIN_AUROC = 0.8                 # a scope that separates synthetic images worse than this is not kept
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,6 @@ class Scope:
                        for mean in self.means], axis=0)
 
     def save(self, path) -> Path:
-        from .files import atomic_path
         with atomic_path(path, ".tmp.npz") as temporary:
             np.savez(temporary, means=self.means, precision=self.precision, threshold=self.threshold)
         return Path(path)
@@ -49,7 +49,7 @@ class Scope:
         try:
             with np.load(path) as saved:
                 return cls(saved["means"], saved["precision"], float(saved["threshold"]))
-        except (OSError, ValueError, KeyError):
+        except Exception:   # absent, empty, truncated or foreign: the model answers without a scope
             return None
 
 
@@ -112,9 +112,9 @@ def synthetic_inputs(count: int = 100, seed: int = 0) -> Dict[str, list]:
 
 def fit_for_model(model_path, data_dir, batch_size: int = 256, seed: int = 42) -> Dict:
     """Fit a model's scope from data_dir's train split (FIT_IMAGES, class-balanced), threshold it
-    on validation, save scope.npz beside the model, and report (also in scope.json beside it) the
-    share flagged on the test split and on synthetic_inputs(), and the AUROC of the score between
-    test and synthetic images."""
+    on validation, and report (also in scope.json beside the model) the share flagged on the test
+    split and on synthetic_inputs(), and the AUROC of the score between test and synthetic images.
+    scope.npz is saved beside the model only if that AUROC reaches MIN_AUROC."""
     from sklearn.metrics import roc_auc_score
 
     from . import data
@@ -124,29 +124,42 @@ def fit_for_model(model_path, data_dir, batch_size: int = 256, seed: int = 42) -
 
     predictor = Predictor.load(model_path)
 
-    def split_inputs(split: str, limit: int = 0):
+    def measure(batches):
+        """(features, lacks_detail) of the readable images and the mask of which were readable;
+        one batch of inputs in memory at a time."""
+        features, plain, readable = [], [], []
+        for inputs, ok in batches:
+            features.append(predictor.features_batch(inputs[ok]))
+            plain.append(lacks_detail(inputs[ok]))
+            readable.append(ok)
+        return np.concatenate(features), np.concatenate(plain), np.concatenate(readable)
+
+    def split_batches(split: str, limit: int = 0):
         paths, labels = data.list_split(data_dir, split, limit, seed)
-        return np.concatenate([inputs.numpy() for inputs, _ in make_dataset(paths, predictor, batch_size)]), labels
+        batches = ((inputs.numpy(), errors.numpy() == b"") for inputs, errors in make_dataset(paths, predictor, batch_size))
+        return batches, labels
 
-    def features(batch):
-        return np.concatenate([predictor.features_batch(batch[i:i + batch_size])
-                               for i in range(0, len(batch), batch_size)])
-
-    train_inputs, train_labels = split_inputs("train", FIT_IMAGES)
-    validation_inputs, _ = split_inputs("validation")
-    scope = fit(features(train_inputs), train_labels, features(validation_inputs))
-    scope.save(Path(predictor.model_path).parent / SCOPE_FILE)
-    sets = {"test split": split_inputs("test")[0]}
+    train_batches, train_labels = split_batches("train", FIT_IMAGES)
+    train_features, _, train_readable = measure(train_batches)
+    validation_features, _, _ = measure(split_batches("validation")[0])
+    scope = fit(train_features, train_labels[train_readable], validation_features)
+    measured = {"test split": measure(split_batches("test")[0])}
     for name, pictures in synthetic_inputs().items():
-        sets[name] = np.stack([model_views(p, predictor.image_size, predictor.view, predictor.crops).numpy()
-                               for p in pictures]).astype(np.float32)
-    scores = {name: scope.scores(features(batch)) for name, batch in sets.items()}
-    plain = {name: lacks_detail(batch) for name, batch in sets.items()}
+        views = np.stack([model_views(p, predictor.image_size, predictor.view, predictor.crops).numpy()
+                          for p in pictures]).astype(np.float32)
+        measured[name] = measure([(views, np.ones(len(views), dtype=bool))])
+    scores = {name: scope.scores(features) for name, (features, _, _) in measured.items()}
+    plain = {name: flags for name, (_, flags, _) in measured.items()}
     inside = scores["test split"]
-    outside = np.concatenate([scores[name] for name in sets if name != "test split"])
-    report = {"threshold": scope.threshold, "quantile": QUANTILE, "fit_images": int(len(train_labels)),
+    outside = np.concatenate([scores[name] for name in measured if name != "test split"])
+    auroc = float(roc_auc_score(np.r_[np.zeros(len(inside)), np.ones(len(outside))], np.r_[inside, outside]))
+    path = Path(predictor.model_path).parent / SCOPE_FILE
+    if auroc >= MIN_AUROC:
+        scope.save(path)
+    else:                               # e.g. the ResNet101: its features do not tell graphics from photos
+        path.unlink(missing_ok=True)
+    report = {"threshold": scope.threshold, "quantile": QUANTILE, "fit_images": int(len(train_features)),
               "data_dir": str(data_dir), "flagged": shares_flagged(scores, plain, scope.threshold),
-              "auroc_test_vs_synthetic": float(roc_auc_score(np.r_[np.zeros(len(inside)), np.ones(len(outside))],
-                                                             np.r_[inside, outside]))}
+              "auroc_test_vs_synthetic": auroc, "kept": auroc >= MIN_AUROC, "min_auroc": MIN_AUROC}
     write_atomically(Path(predictor.model_path).parent / REPORT_FILE, json.dumps(report, indent=2))
     return report

@@ -170,8 +170,14 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
     items = read_labelled_set(source)
     assignment = split_by_source(items, seed, fractions)
     wanted = defaultdict(dict)
+    names = defaultdict(set)
     for item in items:
-        wanted[(assignment[item.source], item.class_name)][Path(item.file).name] = item
+        name = Path(item.file).name             # the prepared layout is flat: class folder / name
+        if name in names[item.class_name]:
+            raise SourceError(f"{source}: two images named {name} in {item.class_name}/ (sub-folders are "
+                              "flattened when prepared); rename one")
+        names[item.class_name].add(name)
+        wanted[(assignment[item.source], item.class_name)][name] = item
     empty = [f"{split} would hold no {c} images" for split in SPLITS for c in CLASS_NAMES if not wanted[(split, c)]]
     if empty:
         raise SourceError(f"{source}: {'; '.join(empty)} (too few sources, or none small enough to hold "
@@ -186,12 +192,16 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
                 if stale.name not in files:
                     stale.unlink()
             for name, item in files.items():
-                if not (folder / name).is_file():
-                    write_atomically(folder / name, item.read())
+                content = item.read()
+                target = folder / name
+                if not (target.is_file() and target.read_bytes() == content):
+                    write_atomically(target, content)
                     written += 1
     manifest = Path(source) / MANIFEST_FILE
     if manifest.is_file():
         write_atomically(Path(data_dir) / MANIFEST_FILE, manifest.read_bytes())
+    else:                                       # an earlier source's manifest would name the wrong sources
+        (Path(data_dir) / MANIFEST_FILE).unlink(missing_ok=True)
     report = {"source": str(source), "source_kind": "labelled set, split by source", "data_dir": str(data_dir),
               "seed": seed, "held_out_fractions": fractions or HELD_OUT_FRACTIONS, "files_written": written,
               "counts": {s: {c: len(wanted[(s, c)]) for c in CLASS_NAMES} for s in SPLITS},

@@ -254,9 +254,6 @@ def train(settings: Settings, log=print) -> Path:
                                                  limit=settings.max_eval_images, seed=settings.seed)
     log(f"calibrated: temperature {calibration['temperature']:.3f}, validation ECE "
         f"{calibration['validation']['before']['ece']:.4f} -> {calibration['validation']['after']['ece']:.4f}")
-    scope = fit_scope(run_dir / MODEL_FILE, settings.data_dir, batch, settings.seed)
-    log(f"scope: {scope['flagged']['test split']:.1%} of test images outside what the model knows, "
-        f"{np.mean([v for k, v in scope['flagged'].items() if k != 'test split']):.1%} of synthetic graphics")
     # the saved file, not the in-memory model: float16 weights can flip a borderline image
     metrics = evaluate.evaluate_saved_model(run_dir / MODEL_FILE, settings.data_dir, "test", batch,
                                    limit=settings.max_eval_images, seed=settings.seed)
@@ -273,6 +270,13 @@ def train(settings: Settings, log=print) -> Path:
     write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2))
     log(evaluate.format_summary(metrics))
     log(f"saved {run_dir / MODEL_FILE} ({(run_dir / MODEL_FILE).stat().st_size / 2**20:.1f} MiB)")
+    try:                                    # what the model knows (scope.py); the run is complete without it
+        scope = fit_scope(run_dir / MODEL_FILE, settings.data_dir, batch, settings.seed)
+        log(f"scope: {scope['flagged']['test split']:.1%} of test images outside what the model knows, "
+            f"{np.mean([v for k, v in scope['flagged'].items() if k != 'test split']):.1%} of synthetic "
+            f"graphics; AUROC {scope['auroc_test_vs_synthetic']:.3f}" + ("" if scope["kept"] else " (not kept)"))
+    except Exception as error:  # noqa: BLE001 - an optional extra must not cost a finished run its plots
+        log(f"no scope: {type(error).__name__}: {error}")
     try:                                    # the same plots as plot_metrics.py, beside the model
         log(f"plots: {len(write_plots(run_dir, run_dir / GRAPHS_DIR))} PNG files in {run_dir / GRAPHS_DIR}")
     except PlotError as error:              # the model is saved; plots can be redrawn later

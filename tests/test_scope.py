@@ -88,3 +88,16 @@ def test_without_a_scope_only_images_without_detail_are_outside(tiny_model_path,
     results = {r.name.rsplit("/", 1)[-1]: r for r in predictor.classify([str(p) for p in sorted(folder.iterdir())])}
     assert results["flat.png"].label == results["gradient.png"].label == OUT_OF_SCOPE_LABEL
     assert results["noise.png"].label != OUT_OF_SCOPE_LABEL and results["noise.png"].scope_score is None
+
+
+def test_a_broken_or_foreign_scope_file_is_ignored_not_a_crash(tiny_model_path, tmp_path):
+    import shutil
+    from aidetect.predict import Predictor
+    assert Scope.load(tmp_path / "empty.npz") is None
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    assert Scope.load(tmp_path / "empty.npz") is None and Scope.load(tmp_path / "garbage.npz") is None
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_path.parent, run)
+    Scope(np.zeros((2, 999)), np.eye(999), 1.0).save(run / "scope.npz")      # another model's width
+    assert Predictor.load(run / "model.keras").scope is None

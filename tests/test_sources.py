@@ -99,6 +99,14 @@ def test_splits_hold_out_whole_sources_seeded_and_the_biggest_source_trains(tmp_
         assert not set(report["splits"][split]["sources"]) & set(report["splits"]["train"]["sources"])
 
 
+def test_prepare_refuses_two_images_of_one_name_in_a_class(tmp_path):
+    source = make_labelled_set(tmp_path / "set")
+    (source / "REAL" / "more").mkdir()
+    (source / "REAL" / "more" / "real_0000.png").write_bytes(_picture("REAL", 99))
+    with pytest.raises(SourceError, match="two images named real_0000.png in REAL/"):
+        prepare_by_source(source, tmp_path / "prepared")
+
+
 def test_prepare_refuses_a_split_without_both_classes_and_writes_nothing(tmp_path):
     source = make_labelled_set(tmp_path / "set")
     with pytest.raises(SourceError, match="validation would hold no"):

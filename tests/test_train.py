@@ -132,10 +132,12 @@ def test_tiny_training_run_writes_a_self_explaining_run_folder(sample_data, tmp_
     assert sum(metrics["confusion_matrix"].values()) == 100
     assert metrics["data_counts"] == {"train": 80, "validation": 20, "test": 100}
     assert (run_dir / "graphs" / "overview.png").stat().st_size > 10_000   # plot_metrics.py's plots
-    assert sorted(p.name for p in run_dir.iterdir()) == [   # nothing left for resuming a finished run
-        "calibration.json", "graphs", "history.json", "metrics.json", "model.keras", "run.json", "scope.json",
-        "scope.npz", "settings.json"]
     scope = json.loads((run_dir / "scope.json").read_text())          # fitted at the end of the run
+    files = sorted(p.name for p in run_dir.iterdir() if p.name != "scope.npz")
+    assert (run_dir / "scope.npz").exists() == scope["kept"]            # kept only if it separates
+    assert files == [                                                   # nothing left for resuming a finished run
+        "calibration.json", "graphs", "history.json", "metrics.json", "model.keras", "run.json", "scope.json",
+        "settings.json"]
     assert set(scope["flagged"]) == {"test split", "flat colour", "gradient", "noise", "drawing"}
     assert scope["flagged"]["flat colour"] == 1.0                        # no detail: never a verdict
     calibration = json.loads((run_dir / "calibration.json").read_text())     # fitted on validation

@@ -68,6 +68,7 @@ def test_each_upload_gets_verdict_probability_and_heatmap(monkeypatch, ai_model_
     summary = page.dataframe[0].value
     assert list(summary["file"]) == [name for name, _, _ in files]
     assert list(summary["verdict"]) == ["AI-generated"] * 3
+    assert list(summary["probability AI-generated"]) == ["> 99.9%"] * 3      # never 100 %
     assert len(page.get("download_button")) == 1
     assert "91.2%" in page.info[0].value and "Stable Diffusion 1.4" in page.info[0].value
     assert "may fool it" in page.warning[0].value and "not measured" in page.warning[0].value
