@@ -14,21 +14,18 @@ import sys
 from pathlib import Path
 
 from aidetect.data import VALIDATION_FRACTION
+from aidetect.errors import InputError
 from aidetect.quiet import start_tensorflow
 from aidetect.settings import Settings, add_settings_arguments, settings_from_args
 
 
 def _prepare(args) -> int:
-    from aidetect.data import DataError, prepare
-    from aidetect.sources import SourceError, is_labelled_set, prepare_by_source
-    try:
-        if is_labelled_set(args.source):
-            report = prepare_by_source(args.source, args.data_dir, args.seed)
-        else:
-            report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
-    except (DataError, SourceError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    from aidetect.data import prepare
+    from aidetect.sources import is_labelled_set, prepare_by_source
+    if is_labelled_set(args.source):
+        report = prepare_by_source(args.source, args.data_dir, args.seed)
+    else:
+        report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
     for split, counts in report["counts"].items():
         print(f"{split:10s} " + "  ".join(f"{c}: {n:6d}" for c, n in counts.items()))
     if "splits" in report:
@@ -45,14 +42,8 @@ def _prepare(args) -> int:
 
 
 def _train(args) -> int:
-    from aidetect.data import DataError
-    from aidetect.model import ModelError
     from aidetect.train import train
-    try:
-        train(settings_from_args(args))
-    except (DataError, ModelError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    train(settings_from_args(args))
     return 0
 
 
@@ -61,42 +52,31 @@ def _report(metrics, output) -> None:
     import json
 
     from aidetect.evaluate import format_breakdown, format_summary
+    from aidetect.files import write_atomically
     print(format_summary(metrics))
     for key, title in (("by_family", "generator family"), ("by_source", "source")):
         if key in metrics:
             print("\n" + format_breakdown(metrics[key], title))
     if output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
-        Path(output).write_text(json.dumps(metrics, indent=2))
+        write_atomically(output, json.dumps(metrics, indent=2))
 
 
 def _evaluate(args) -> int:
-    from aidetect.data import DataError
     from aidetect.evaluate import evaluate_saved_model
-    from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
-    try:
-        model_path = resolve_model_path(args.model)
-        metrics = evaluate_saved_model(model_path, args.data_dir, args.split, args.batch_size, args.mirror)
-    except (DataError, ModelError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    model_path = resolve_model_path(args.model)
+    metrics = evaluate_saved_model(model_path, args.data_dir, args.split, args.batch_size, args.mirror)
     print(f"{model_path} on {args.data_dir}/{args.split}")
     _report(dict(metrics, model=str(model_path)), args.output)
     return 0
 
 
 def _calibrate(args) -> int:
-    from aidetect.data import DataError
     from aidetect.evaluate import calibrate_saved_model
-    from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
-    try:
-        model_path = resolve_model_path(args.model)
-        report = calibrate_saved_model(model_path, args.data_dir, args.batch_size, args.mirror)
-    except (DataError, ModelError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    model_path = resolve_model_path(args.model)
+    report = calibrate_saved_model(model_path, args.data_dir, args.batch_size, args.mirror)
     print(f"{model_path}: temperature {report['temperature']:.3f} (fitted on {report['images']} validation images)")
     for split in ("validation", "test"):
         row = report[split]
@@ -107,16 +87,10 @@ def _calibrate(args) -> int:
 
 
 def _scope(args) -> int:
-    from aidetect.data import DataError
-    from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
     from aidetect.scope import fit_for_model
-    try:
-        model_path = resolve_model_path(args.model)
-        report = fit_for_model(model_path, args.data_dir)
-    except (DataError, ModelError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    model_path = resolve_model_path(args.model)
+    report = fit_for_model(model_path, args.data_dir)
     print(f"{model_path}: threshold {report['threshold']:.1f} (the {report['quantile']:.1%} point of validation "
           f"scores; fitted on {report['fit_images']} training images)")
     for name, share in report["flagged"].items():
@@ -130,12 +104,7 @@ def _scope(args) -> int:
 
 def _control(args) -> int:
     from aidetect.control import fit_and_score
-    from aidetect.data import DataError
-    try:
-        metrics = fit_and_score(args.data_dir)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    metrics = fit_and_score(args.data_dir)
     print(f"content-only control on {args.data_dir}/test: {metrics['control']} "
           f"(C={metrics['strength']}, validation AUC {metrics['validation_auc']:.3f})")
     _report(metrics, args.output)
@@ -144,13 +113,8 @@ def _control(args) -> int:
 
 def _export(args) -> int:
     from aidetect.export import export_saved_model
-    from aidetect.model import ModelError
     from aidetect.predict import resolve_model_path
-    try:
-        print(f"wrote {export_saved_model(resolve_model_path(args.model), args.out, args.mirror)}")
-    except ModelError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    print(f"wrote {export_saved_model(resolve_model_path(args.model), args.out, args.mirror)}")
     return 0
 
 
@@ -221,7 +185,11 @@ def main(argv=None) -> int:
             cli.error(str(error))
     if args.command in ("train", "evaluate", "calibrate", "scope", "export"):
         start_tensorflow()                  # quietly; AIDETECT_VERBOSE=1 shows TensorFlow's own lines
-    return args.run(args)
+    try:
+        return args.run(args)
+    except InputError as error:             # a data folder, model file or source the user can fix
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

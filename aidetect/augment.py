@@ -15,12 +15,13 @@ from PIL import Image, JpegImagePlugin
 from tqdm import tqdm
 
 from . import images
+from .errors import InputError
 from .settings import AUGMENT_MODES
 
 MAX_PIXELS_PER_BATCH = 4_000_000    # ~48 MB of float32 per layer call: big batches, bounded memory
 
 
-class AugmentError(ValueError):
+class AugmentError(InputError):
     """Settings or folders that cannot be used; str(error) is a one-line reason."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import images
+from .errors import InputError
 from .files import write_atomically
 from .augment import online_augmentation
 from .labels import CLASS_NAMES
@@ -33,7 +34,7 @@ _EXPECTED = ("expected a folder with CIFAKE's train-REAL.tar, train-FAKE.tar, te
              "or a .zip of that folder")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """A data source or data folder that cannot be used; the message says what was expected."""
 
 
@@ -190,7 +191,7 @@ def prepare(source, data_dir="data", validation_fraction: float = VALIDATION_FRA
         "duplicates_between_classes": len(set().union(*(hashes[(s, "REAL")] for s in SPLITS))
                                           & set().union(*(hashes[(s, "FAKE")] for s in SPLITS))),
     }
-    (Path(data_dir) / REPORT_FILE).write_text(json.dumps(report, indent=2))
+    write_atomically(Path(data_dir) / REPORT_FILE, json.dumps(report, indent=2))
     return report
 
 

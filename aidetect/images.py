@@ -10,6 +10,8 @@ from typing import List, Optional, Tuple, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .errors import InputError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")   # GIF, TIFF: first frame
 MAX_FILE_BYTES = 20 * 1024 * 1024      # same as the web app's upload limit (.streamlit/config.toml)
 MAX_PIXELS = 40_000_000                 # ~6300x6300; larger headers are refused before decoding
@@ -17,7 +19,7 @@ MAX_PIXELS = 40_000_000                 # ~6300x6300; larger headers are refused
 Source = Union[bytes, str, Path]
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image that cannot be used; str(error) is a one-line reason."""
 
 

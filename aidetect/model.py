@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from .errors import InputError
 from .files import atomic_path
 from .labels import CLASS_NAMES
 from .quiet import native_logs_silenced
@@ -22,7 +23,7 @@ INPUT_NAME = "image"
 OUTPUT_NAME = "prediction"
 
 
-class ModelError(ValueError):
+class ModelError(InputError):
     """A model file that cannot be used; the message names the path and what to do."""
 
 

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from .errors import InputError  # noqa: E402
 from .labels import CLASS_NAMES, DISPLAY_NAMES, POSITIVE_CLASS  # noqa: E402
 
 CURVES = {"loss": "Loss", "accuracy": "Accuracy", "precision": "Precision", "recall": "Recall",
@@ -29,7 +30,7 @@ METRICS_KEYS = (["accuracy", "precision", "recall", "f1", "auc", "roc.fpr", "roc
 DPI = 120
 
 
-class PlotError(ValueError):
+class PlotError(InputError):
     """A run that cannot be plotted; str(error) is a one-line reason."""
 
 

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, List, Optional, TextIO
 
 import numpy as np
 
+from .files import write_atomically
 from .labels import Verdict
 
 
@@ -85,5 +86,5 @@ def write(results: List[Result], path) -> Path:
     """.json -> JSON list of objects; anything else -> CSV."""
     path = Path(path)
     text = to_json(results) if is_json(path) else to_csv(results)
-    path.write_text(text)
+    write_atomically(path, text)
     return path

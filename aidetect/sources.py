@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import images
+from .errors import InputError
 from .files import write_atomically
 from .labels import CLASS_NAMES
 
@@ -38,7 +39,7 @@ _FAMILIES = (
 )
 
 
-class SourceError(ValueError):
+class SourceError(InputError):
     """A labelled set that cannot be used; the message says what was expected."""
 
 

@@ -223,7 +223,7 @@ def train(settings: Settings, log=print) -> Path:
 
     run_dir = _new_run_dir(settings) if chief else _worker_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "settings.json").write_text(settings.to_json())
+    write_atomically(run_dir / "settings.json", settings.to_json())
     if chief:
         write_atomically(run_dir / RECORD_FILE, json.dumps(new_record(settings), indent=2))
 

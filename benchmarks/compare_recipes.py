@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from aidetect.files import write_atomically
+
 ROOT = Path(__file__).resolve().parent.parent
 RESNET = ["--backbone", "resnet101", "--optimizer", "adamw", "--schedule", "cosine",
           "--initial-lr", "3e-4", "--final-lr", "3e-6", "--batch-size", "64"]
@@ -105,7 +107,7 @@ def main() -> None:
              "--verbose", "2", *flags, *(["--init-from", args.init_from] if warm_start else [])])
         run_dirs.append(run_dir)
     rows = [score(Path(run_dir), args.data_dir, args.robust_images) for run_dir in run_dirs + args.add]
-    Path(args.output).write_text(json.dumps(rows, indent=2))
+    write_atomically(args.output, json.dumps(rows, indent=2))
     print(table(rows))
     print(f"rows written to {args.output}")
 

@@ -11,16 +11,16 @@ every change >= 93 %; "none" and "mirrored" are not changes a user's picture suf
 import argparse
 import io
 import json
-from pathlib import Path
 from typing import Callable, Dict
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 
-from aidetect import data, evaluate, images                       
-from aidetect.labels import FAKE_INDEX, REAL_INDEX                
-from aidetect.predict import Predictor                            
+from aidetect import data, evaluate, images
+from aidetect.files import write_atomically
+from aidetect.labels import FAKE_INDEX, REAL_INDEX
+from aidetect.predict import Predictor
 
 
 def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
@@ -91,8 +91,8 @@ def main() -> None:
     print(f"over the {len(changed)} changes: mean accuracy {summary['mean_accuracy']:.4f}, "
           f"worst {summary['worst_accuracy']:.4f} ({worst})")
     if args.json:
-        Path(args.json).write_text(json.dumps(dict(summary, model=str(predictor.model_path), images=len(paths),
-                                                   mirror=args.mirror, rows=rows), indent=2))
+        write_atomically(args.json, json.dumps(dict(summary, model=str(predictor.model_path), images=len(paths),
+                                                  mirror=args.mirror, rows=rows), indent=2))
 
 
 if __name__ == "__main__":

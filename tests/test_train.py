@@ -197,6 +197,22 @@ def test_evaluate_without_a_model_or_data_is_a_one_line_error(tmp_path, tiny_mod
     assert no_data.startswith("error: ") and "model_training.py prepare" in no_data
 
 
+
+def test_every_subcommand_reports_what_the_user_can_fix_in_one_line(tmp_path, capsys):
+    """The module errors share one base, so main() alone turns them into 'error: ...' and status 2."""
+    from aidetect import augment, data, errors, images, model, plots, sources
+    for error in (data.DataError, model.ModelError, sources.SourceError, images.ImageError,
+                  augment.AugmentError, plots.PlotError):
+        assert issubclass(error, errors.InputError)
+    missing = str(tmp_path / "missing")
+    for argv in (["prepare", "--source", missing, "--data-dir", str(tmp_path / "data")],
+                 ["calibrate", "--model", missing], ["scope", "--model", missing],
+                 ["export", "--model", missing, "--out", str(tmp_path / "out")],
+                 ["control", "--data-dir", missing]):
+        assert model_training.main(argv) == 2, argv
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (argv, lines)
+
 def test_training_can_continue_from_a_saved_model(tiny_settings, tiny_model_path):
     continued = initial_model(dataclasses.replace(tiny_settings, init_from=str(tiny_model_path.parent)))
     for mine, saved in zip(continued.get_weights(), load_model(tiny_model_path).get_weights()):
