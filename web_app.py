@@ -65,8 +65,8 @@ def model_path_from_command_line() -> str:
 
 
 def describe_model(path: str, short: bool = False) -> str:
-    """From the run folder's own records: 'compact (compact CNN, 97.2% on CIFAKE test)', or for
-    the sidebar's narrow picker (short=True) 'compact · 97.2%'."""
+    """From the run folder's own records: 'compact (compact CNN, 97.3% on CIFAKE test)', or for
+    the sidebar's narrow picker (short=True) 'compact · 97.3%'."""
     info = read_run_info(path)
     backbone = info.get("settings", {}).get("backbone")
     accuracy = info.get("metrics", {}).get("accuracy")
