@@ -65,11 +65,8 @@ def _overlay_path(folder: Path, position: int, path: str) -> Path:
 
 def _write_explanation(predictor, path: str, prob_ai: float, target: Path) -> None:
     from aidetect import explain, images
-    from aidetect.labels import predicted_index
 
-    rgb = images.load_rgb(path)
-    heatmap = explain.explain(predictor.model, predictor.preprocess(rgb), class_index=predicted_index(prob_ai))
-    explain.save_overlay_png(rgb, heatmap, target)
+    explain.save_overlay_png(*explain.explain_answer(predictor, images.load_rgb(path), prob_ai), target)
 
 
 def missing_paths(paths) -> list:
@@ -110,7 +107,7 @@ def main(argv=None) -> int:
             csv_rows = None
             if not json_output:
                 stream = stack.enter_context(open(args.output, "w", newline="")) if args.output else sys.stdout
-                csv_rows = results.csv_writer(stream, scored=predictor.scope is not None,
+                csv_rows = results.csv_writer(stream, scored=predictor.scored,
                                               explained=bool(args.explain))
         except (ModelError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)

@@ -6,7 +6,7 @@
     python model_training.py evaluate [--model models/<run>] [--output metrics.json]
     python model_training.py calibrate [--model models/<run>]   (calibration.json beside the model)
     python model_training.py scope [--model models/<run>]       (scope.npz: what the model knows)
-    python model_training.py control --data-dir data-wild     (content-only baseline)
+    python model_training.py control --data-dir data-wild [--kind format]   (content or format baseline)
     python model_training.py export --model models/<run> --out serving/aidetect/1
 """
 import argparse
@@ -104,8 +104,8 @@ def _scope(args) -> int:
 
 def _control(args) -> int:
     from aidetect.control import fit_and_score
-    metrics = fit_and_score(args.data_dir)
-    print(f"content-only control on {args.data_dir}/test: {metrics['control']} "
+    metrics = fit_and_score(args.data_dir, args.kind)
+    print(f"{args.kind} control on {args.data_dir}/test: {metrics['control']} "
           f"(C={metrics['strength']}, validation AUC {metrics['validation_auc']:.3f})")
     _report(metrics, args.output)
     return 0
@@ -155,8 +155,10 @@ def parser() -> argparse.ArgumentParser:
     scope.add_argument("--model", help="a .keras file or a run folder (default: the served default model)")
     scope.add_argument("--data-dir", default=Settings.data_dir)
     scope.set_defaults(run=_scope)
-    control = commands.add_parser("control", help="a content-only baseline (colours, 8x8 layout) on a prepared split")
+    control = commands.add_parser("control", help="a baseline on a prepared split: content only (colours, 8x8 "
+                                                  "layout) or format only (JPEG history)")
     control.add_argument("--data-dir", default=Settings.data_dir)
+    control.add_argument("--kind", default="content", choices=["content", "format"])
     control.add_argument("--output", help="also write its metrics to this JSON file")
     control.set_defaults(run=_control)
     export = commands.add_parser("export", help="write a TensorFlow SavedModel for TensorFlow Serving")

@@ -19,7 +19,7 @@ from PIL import Image
 
 from aidetect import explain, images, results
 from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, OUT_OF_SCOPE_LABEL, REAL_LABEL,
-                             UNCERTAIN_LABEL, describe_decision, format_probability, predicted_index, verdict)
+                             UNCERTAIN_LABEL, describe_decision, format_probability, verdict)
 from aidetect.model import ModelError
 from aidetect.predict import (MODEL_ENV_VAR, Predictor, read_run_info, reliability_warning, resolve_model_path,
                               settle_long_lived_process, shipped_model_paths)
@@ -71,6 +71,8 @@ def describe_model(path: str, short: bool = False) -> str:
     backbone = info.get("settings", {}).get("backbone")
     accuracy = info.get("metrics", {}).get("accuracy")
     name = Path(path).parent.name if Path(path).name == "model.keras" else Path(path).name
+    if info.get("settings", {}).get("view") == "native":      # not a CIFAKE model: no CIFAKE accuracy
+        return f"{name} · full-size images" if short else f"{name} (full-size images at their own resolution)"
     measured = f"{accuracy:.1%}" if isinstance(accuracy, (int, float)) else ""
     if short:
         return f"{name} · {measured}" if measured else name
@@ -110,10 +112,10 @@ def analyse(predictor: Predictor, name: str, data: bytes) -> Analysis:
         result = predictor.classify_one(data, name, keep_images=True)
         if result.error:
             return Analysis(result)
-        heatmap = explain.explain(predictor.model, predictor.preprocess(result.image),
-                                  class_index=predicted_index(result.prob_ai))
+        explained, heatmap = explain.explain_answer(predictor, result.image, result.prob_ai)
         small = thumbnail(result.image)
-        return Analysis(dataclasses.replace(result, image=small), explain.overlay(small, heatmap))
+        base = small if explained is result.image else explained     # a native model's centre crop
+        return Analysis(dataclasses.replace(result, image=small), explain.overlay(base, heatmap))
     except Exception as error:  # an unexpected failure costs this file its verdict, never the page
         return Analysis(Result(name, error=f"could not analyse this image ({type(error).__name__})"))
 
@@ -148,6 +150,9 @@ def show_model_note(predictor: Predictor) -> None:
     warning = reliability_warning(info)
     if warning:
         st.error(warning)
+    if predictor.view == "native":
+        show_native_model_note(predictor, info)
+        return
     accuracy = info.get("metrics", {}).get("accuracy")
     measured = (f"Its measured accuracy on the CIFAKE test set is **{accuracy:.1%}**."
                 if isinstance(accuracy, (int, float)) else
@@ -165,6 +170,28 @@ def show_model_note(predictor: Predictor) -> None:
         processing = ("How it copes with ordinary photo processing (blur, resizing, sharpening…) was "
                       "not measured for this model.")
     st.warning(f"{other_generators(info.get('wild', {}))} {processing} Treat a verdict as a hint, not as proof.")
+
+
+def show_native_model_note(predictor: Predictor, info: dict) -> None:
+    """A model of full-size images: what it reads, what it learned from, what it measured on
+    sources it never saw (its wild_crops.json, benchmarks/wild_crops.py)."""
+    small = (f"Images smaller than {predictor.image_size} px go to **{plain(predictor.small.name)}**, the model for "
+             f"small {predictor.small.image_size} px images." if predictor.small else "")
+    styles = "photo-style" if info.get("settings", {}).get("train_styles") == "photo" else "all"
+    st.info(f"**What this model knows** (answering: {plain(describe_model(str(predictor.model_path)))}). It reads "
+            f"{predictor.crops} crops of {predictor.image_size} px at each image's own resolution (nothing resized), "
+            f"looking for the pixel traces of cameras and generators. It learned from the wild-crops set: camera "
+            f"photos versus {styles} images of GPT-4o, Nano Banana Pro, Stable Diffusion 1.5 and SDXL. {small}")
+    measured = info.get("wild_crops", {}).get("changes", {}).get("none")
+    if measured:
+        st.warning(f"On sources it never saw (Midjourney images and camera photos) it told an AI image in photo "
+                   f"style from a camera photo only {measured['auc_photo_style']:.0%} of the time (50% is a coin "
+                   f"toss); at the threshold it called {measured['camera_photos_called_ai']:.0%} of camera photos "
+                   f"AI-generated and caught {measured['ai_images_caught']:.0%} of AI images. A verdict is a weak "
+                   "hint, never proof.")
+    else:
+        st.warning("How this model does on images from sources it never saw was not measured. A verdict is a "
+                   "hint, never proof.")
 
 
 def other_generators(wild: dict) -> str:
@@ -217,6 +244,7 @@ def show_result(result: Result, overlay: Optional[np.ndarray], rule: str) -> Non
             st.markdown(f"#### :{VERDICT_COLOUR[label]}[**{VERDICT_TEXT[label]}**]")
             st.markdown(f"Probability AI-generated: **{format_probability(result.prob_ai)}**")
             st.caption(SCOPE_NOTE if label == OUT_OF_SCOPE_LABEL else rule)
+            st.caption(f"Answered by {plain(result.route)}")
             with st.expander("Explanation heatmap"):
                 st.image(overlay, width=DISPLAY_WIDTH)
                 st.caption(explain.HOW_TO_READ)

@@ -187,6 +187,56 @@ def robust_change(image, seed, probability: float = 0.5):
     return tf.ensure_shape(tf.where(apply, changed, image), image.shape)
 
 
+# ---------------------------------------------------------------- traces: native-resolution crops
+# For models that read pixel traces ("native" view). Every change is drawn the same way for both
+# classes, so none of them can become a label: a generated image and a camera photo are equally
+# likely to be rescaled, turned, re-saved or masked (issue: compression history, source size).
+TRACE_RESCALE = (0.5, 1.5)              # crop side / model size before resizing to the model size
+TRACE_PROBABILITIES = {"rescale": 0.3, "colour": 0.2, "blur": 0.1, "mask": 0.1, "jpeg": 0.5}
+TRACE_JPEG_QUALITY = (60, 100)
+TRACE_COLOUR = (0.8, 1.2)               # brightness and contrast factors
+TRACE_MASK = (0.1, 0.35)                # side of the masked square, as a share of the crop
+
+
+def trace_view(image, size: int, seed):
+    """HxWx3 uint8 (any size) -> one size x size x 3 uint8 training crop: a random crop of a side
+    drawn around `size` (resized to `size` when it differs: 0.5-1.5x rescaling), a random 90-degree
+    turn and mirror, then sometimes colour, blur or a grey mask, and JPEG q60-100 on half."""
+    import tensorflow as tf
+
+    seeds = tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 12))
+    chance = lambda name, index: tf.random.stateless_uniform([], seeds[index]) < TRACE_PROBABILITIES[name]  # noqa: E731
+    image = tf.convert_to_tensor(image, dtype=tf.uint8)
+    shape = tf.shape(image)
+    image = tf.image.pad_to_bounding_box(image, 0, 0, tf.maximum(shape[0], size), tf.maximum(shape[1], size))
+    shorter = tf.reduce_min(tf.shape(image)[:2])
+    scale = tf.where(chance("rescale", 0), _uniform(seeds[1], TRACE_RESCALE), 1.0)
+    side = tf.clip_by_value(tf.cast(tf.round(size / scale), tf.int32), 8, shorter)
+    crop = tf.image.stateless_random_crop(image, tf.stack([side, side, 3]), seeds[2])
+    crop = tf.cond(side == size, lambda: crop, lambda: tf.cast(tf.clip_by_value(tf.round(
+        tf.image.resize(crop, [size, size], method="bilinear", antialias=True)), 0, 255), tf.uint8))
+    crop = tf.image.rot90(tf.ensure_shape(crop, [size, size, 3]),
+                          tf.random.stateless_uniform([], seeds[3], 0, 4, dtype=tf.int32))
+    crop = tf.image.stateless_random_flip_left_right(crop, seeds[4])
+    pixels = tf.cast(crop, tf.float32)
+    mean = tf.reduce_mean(pixels, axis=[0, 1], keepdims=True)
+    coloured = (mean + (pixels - mean) * _uniform(seeds[5], TRACE_COLOUR)) * _uniform(seeds[6], TRACE_COLOUR)
+    pixels = tf.where(chance("colour", 7), coloured, pixels)
+    pixels = tf.where(chance("blur", 8), _gaussian_blur(pixels, _uniform(seeds[9], BLUR_SIGMA)), pixels)
+    mask_side = tf.cast(size * _uniform(seeds[10], TRACE_MASK), tf.int32)
+    corner = tf.random.stateless_uniform([2], seeds[10], 0, size - mask_side + 1, dtype=tf.int32)
+    rows, cols = tf.range(size)[:, None], tf.range(size)[None, :]
+    inside = ((rows >= corner[0]) & (rows < corner[0] + mask_side) & (cols >= corner[1]) & (cols < corner[1] + mask_side))
+    pixels = tf.where(chance("mask", 11) & inside[..., None], 128.0, pixels)
+    crop = tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+    quality = tf.random.stateless_uniform([], seeds[1] + 7, TRACE_JPEG_QUALITY[0], TRACE_JPEG_QUALITY[1] + 1,
+                                          dtype=tf.int32)
+    jpeg_seed = tf.random.experimental.stateless_fold_in(seeds[11], 1)
+    crop = tf.cond(tf.random.stateless_uniform([], jpeg_seed) < TRACE_PROBABILITIES["jpeg"],
+                   lambda: tf.image.adjust_jpeg_quality(crop, quality), lambda: crop)
+    return tf.ensure_shape(crop, [size, size, 3])
+
+
 # ---------------------------------------------------------------- offline: a folder of files
 @dataclass
 class AugmentReport:

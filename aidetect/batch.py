@@ -63,18 +63,62 @@ def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) ->
     return dataset.batch(batch_size).map(read_op, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
+def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) -> tf.data.Dataset:
+    """Batches of (the answering model's inputs, the small-image model's inputs, per file: which
+    of the two answers it (0, 1; -1 unreadable), why, and its error) in the order of paths: the
+    files of a batch are decoded and routed (Predictor.route) by one Python call, in parallel
+    with the model working on the previous batch."""
+    small = predictor.small or predictor
+    shapes = [(view_count(p.view, p.crops), p.image_size, p.image_size, 3) for p in (predictor, small)]
+
+    def read_batch(batch_paths):
+        inputs, codes, reasons, errors = ([], []), [], [], []
+        for path in batch_paths.numpy():
+            rgb, error = images.try_load_rgb(os.fsdecode(path))
+            reason, code = "", -1
+            if not error:
+                answering, reason = predictor.route(rgb)
+                code = 0 if answering is predictor else 1
+                inputs[code].append(answering.inputs(rgb))
+            codes.append(code)
+            reasons.append(reason.encode())
+            errors.append((error or "").encode())
+        stacked = [np.stack(views) if views else np.zeros((0,) + shape, np.uint8) for views, shape in zip(inputs, shapes)]
+        return (*stacked, np.array(codes, np.int32), np.array(reasons, dtype=object), np.array(errors, dtype=object))
+
+    def read_op(batch_paths):
+        main, other, codes, reasons, errors = tf.py_function(
+            read_batch, [batch_paths], (tf.uint8, tf.uint8, tf.int32, tf.string, tf.string))
+        main.set_shape((None,) + shapes[0])
+        other.set_shape((None,) + shapes[1])
+        for tensor in (codes, reasons, errors):
+            tensor.set_shape([None])
+        return tf.cast(main, tf.float32), tf.cast(other, tf.float32), codes, reasons, errors
+
+    encoded = [os.fsencode(path) for path in paths]
+    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
+    return dataset.batch(batch_size).map(read_op, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int = 64,
                    threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
                    progress: bool = True) -> Iterator[Result]:
-    """One Result per path, in order, named exactly as the path was given."""
+    """One Result per path, in order, named exactly as the path was given, each answered by the
+    model Predictor.route chooses for it."""
     names = iter(paths)
+    models = (predictor, predictor.small or predictor)
     with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=None if progress else True) as bar:
-        for inputs, errors in make_dataset(paths, predictor, batch_size):
-            errors = [error.decode() for error in errors.numpy()]
+        for main, other, codes, reasons, errors in routed_dataset(paths, predictor, batch_size):
+            codes, errors = codes.numpy(), [error.decode() for error in errors.numpy()]
+            reasons = [reason.decode() for reason in reasons.numpy()]
             batch_names = [next(names) for _ in errors]
-            readable = [i for i, error in enumerate(errors) if not error]
-            answered = dict(zip(readable, predictor.results([batch_names[i] for i in readable],
-                                                            inputs.numpy()[readable], threshold, uncertain_band)))
+            answered = {}
+            for code, inputs in enumerate((main, other)):
+                chosen = np.flatnonzero(codes == code)
+                if len(chosen):
+                    answered.update(zip(chosen, models[code].results(
+                        [batch_names[i] for i in chosen], inputs.numpy(), threshold, uncertain_band,
+                        routes=[reasons[i] for i in chosen])))
             for i, name in enumerate(batch_names):
                 yield Result(name, error=errors[i]) if errors[i] else answered[i]
             bar.update(len(errors))

@@ -219,7 +219,8 @@ def list_split(data_dir, split: str, limit: int = 0, seed: int = 42) -> Tuple[Li
 
 def load_image_op(path, image_size: int, view: str = "resize"):
     """tf.data op: file path -> uint8 pixels through the shared loader: size x size x 3 ("resize"),
-    or the image at crop resolution ("crops": cut later, at random in training)."""
+    the image at crop resolution ("crops") or as it is ("native"); crops are cut later, at random
+    in training."""
     import tensorflow as tf
     from .preprocess import decode_op, resize_to_model, to_crop_base
 
@@ -227,6 +228,8 @@ def load_image_op(path, image_size: int, view: str = "resize"):
     with tf.control_dependencies([tf.debugging.assert_equal(error, "", message="unreadable training image "
                                                             "(run `model_training.py prepare` again)")]):
         image = tf.identity(image)
+    if view == "native":
+        return image
     return to_crop_base(image) if view == "crops" else resize_to_model(image, image_size)
 
 
@@ -235,17 +238,20 @@ def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool
                  view: str = "resize"):
     """Batches of (raw float32 pixels, one-hot labels); decoded once, then cached in memory.
 
-    Training batches are reshuffled every epoch, cut to one random view per image ("crops") and
-    augmented online (augment.py): "robust" changes single images (fresh, seeded draws every
-    epoch), then shifts and mirrors whole batches. Validation of a "crops" model sees centre crops.
+    Training batches are reshuffled every epoch, cut to one random view per image ("crops",
+    "native") and augmented online (augment.py): "robust" changes single images (fresh, seeded
+    draws every epoch), then shifts and mirrors whole batches; "traces" cuts and changes native
+    crops itself. Validation of a "crops" or "native" model sees centre crops.
     """
     import tensorflow as tf
-    from .augment import robust_change
-    from .preprocess import crop_grid, random_view
+    from .augment import robust_change, trace_view
+    from .preprocess import crop_grid, native_crops, random_view
 
     def training_view(image, seeds):
         crop_seed, change_seed = tf.unstack(tf.random.experimental.stateless_split(seeds, 2))
-        image = random_view(image, image_size, view, crop_seed) if view == "crops" else image
+        if augment == "traces":
+            return trace_view(image, image_size, change_seed)
+        image = random_view(image, image_size, view, crop_seed) if view in ("crops", "native") else image
         return robust_change(image, change_seed, robust_probability) if augment == "robust" else image
 
     autotune = tf.data.AUTOTUNE
@@ -257,8 +263,9 @@ def make_dataset(paths, labels, image_size: int, batch_size: int, training: bool
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip(dataset, seeds).map(
             lambda pair, s: (training_view(pair[0], s), pair[1]), num_parallel_calls=autotune)
-    elif view == "crops":
-        dataset = dataset.map(lambda image, y: (crop_grid(image, image_size, 1)[0], y),
+    elif view in ("crops", "native"):
+        centre = native_crops if view == "native" else crop_grid
+        dataset = dataset.map(lambda image, y: (centre(image, image_size, 1)[0], y),
                               num_parallel_calls=autotune)
     dataset = dataset.batch(batch_size)
     dataset = dataset.map(lambda x, y: (tf.cast(x, tf.float32), tf.one_hot(y, len(CLASS_NAMES))),

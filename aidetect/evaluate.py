@@ -99,15 +99,19 @@ def format_breakdown(table: Dict, title: str) -> str:
 def split_probabilities(predictor, data_dir, split: str = "test", batch_size: int = 64, limit: int = 0,
                         seed: int = 42):
     """(paths, class indices, P(AI-generated)) of a prepared split ("all" = every split), through
-    classify.py's pipeline."""
+    classify.py's pipeline (each image answered by the model Predictor.route chooses)."""
     from . import data
-    from .batch import make_dataset
+    from .batch import classify_files
 
     paths, labels = [], []
     for name in data.SPLITS if split == "all" else (split,):
         split_paths, split_labels = data.list_split(data_dir, name, limit, seed)
         paths, labels = paths + split_paths, labels + list(split_labels)
-    prob_ai = np.concatenate([predictor.prob_ai_batch(inputs) for inputs, _ in make_dataset(paths, predictor, batch_size)])
+    answers = list(classify_files(predictor, paths, batch_size, progress=False))
+    unreadable = [answer for answer in answers if answer.error]
+    if unreadable:
+        raise data.DataError(f"{unreadable[0].name}: {unreadable[0].error} (run `model_training.py prepare` again)")
+    prob_ai = np.array([answer.prob_ai for answer in answers], dtype=np.float32)
     return paths, np.asarray(labels), prob_ai
 
 
@@ -119,12 +123,13 @@ def evaluate_saved_model(model_path, data_dir, split: str = "test", batch_size: 
     also broken down per source and family.
     Imports TensorFlow (through the Predictor) only when called: this module stays light."""
     from .predict import Predictor
+    from .preprocess import view_count
     from .sources import manifest_groups
 
     predictor = Predictor.load(model_path, mirror)
     paths, labels, prob_ai = split_probabilities(predictor, data_dir, split, batch_size, limit, seed)
     metrics = dict(compute_metrics(labels, prob_ai), mirror_averaged=mirror, view=predictor.view,
-                   views_per_image=predictor.crops if predictor.view == "crops" else 1,
+                   views_per_image=view_count(predictor.view, predictor.crops),
                    temperature=predictor.temperature)
     for key, groups in manifest_groups(data_dir, paths).items():
         metrics[f"by_{key}"] = breakdown(groups, labels, prob_ai)

@@ -178,6 +178,18 @@ def explain(model: keras.Model, image: np.ndarray, method: str = DEFAULT_METHOD,
     return explain_batch(model, np.asarray(image)[None], method, **options)[0]
 
 
+def explain_answer(predictor, rgb: np.ndarray, prob_ai: float):
+    """(the picture the heatmap belongs to, heatmap) for the model that answered a decoded image
+    (Predictor.route), explaining that model's own answer: the whole image for a model that sees
+    it shrunk, the centre crop for a native-resolution model (it never sees the whole image)."""
+    from .labels import predicted_index
+
+    answering, _ = predictor.route(rgb)
+    view = answering.preprocess(rgb)
+    heatmap = explain(answering.model, view, class_index=predicted_index(prob_ai))
+    return (view.astype(np.uint8) if answering.view == "native" else rgb), heatmap
+
+
 # ---------------------------------------------------------------- display
 def overlay(rgb: np.ndarray, heatmap: np.ndarray, alpha: float = 0.4,
             colormap: str = "jet") -> np.ndarray:

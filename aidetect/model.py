@@ -54,6 +54,38 @@ def _compact_backbone(x):
     return x
 
 
+# The "residual" backbone: (stage name, filters, basic blocks, first stride) after a stride-2 stem
+# and a max pool, as NPR's truncated ResNet (Tan et al., CVPR 2024: conv1, layer1, layer2), with
+# basic blocks (0.68 M parameters): a 96 px crop is 24x24 at layer1, 12x12 at layer2.
+RESIDUAL_STAGES = (("layer1", 64, 2, 1), ("layer2", 128, 2, 2))
+
+
+def _basic_block(x, filters: int, stride: int, name: str):
+    """Two 3x3 convolutions with batch norm and an identity (or 1x1 projected) shortcut."""
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = keras.layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    x = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_conv1_bn")(x)
+    x = keras.layers.Activation("relu", name=f"{name}_conv1_relu")(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_conv2_bn")(x)
+    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    return keras.layers.Activation("relu", name=f"{name}_out")(x)
+
+
+def _residual_backbone(x):
+    x = keras.layers.Conv2D(64, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(x)
+    x = keras.layers.BatchNormalization(name="stem_bn")(x)
+    x = keras.layers.Activation("relu", name="stem_relu")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
+    for stage, filters, blocks, first_stride in RESIDUAL_STAGES:
+        for block in range(1, blocks + 1):
+            x = _basic_block(x, filters, first_stride if block == 1 else 1, f"{stage}_block{block}")
+    return x
+
+
 # ResNet101: (stage name, bottleneck width, blocks, first stride), as in keras.applications
 RESNET101_STAGES = (("conv2", 64, 3, 1), ("conv3", 128, 4, 2), ("conv4", 256, 23, 2), ("conv5", 512, 3, 2))
 # stem -> (first conv's stride, max pool kept); spatial size at conv2..conv5 for a 32 px input:
@@ -122,7 +154,7 @@ def _build(settings: Settings) -> keras.Model:
         coarse = keras.layers.UpSampling2D(2, interpolation="nearest", name="upsample")(coarse)
         x = keras.layers.Subtract(name="residual")([x, coarse])
     backbones = {"resnet101": lambda t: resnet101_backbone(t, settings.stem),
-                 "compact": _compact_backbone, "tiny": _tiny_backbone}
+                 "compact": _compact_backbone, "residual": _residual_backbone, "tiny": _tiny_backbone}
     if settings.backbone not in backbones:
         raise ValueError(f"unknown backbone {settings.backbone!r}: use one of {', '.join(backbones)}")
     x = backbones[settings.backbone](x)

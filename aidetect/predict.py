@@ -7,17 +7,18 @@ import gc
 import json
 import os
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from .calibrate import apply_temperature, read_temperature
+from .calibrate import apply_temperature, logit, read_temperature
 from .scope import FEATURE_LAYER, SCOPE_FILE, Scope, lacks_detail
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, verdict
 from .model import MODEL_FILE, load_model, model_file, model_image_size
-from .preprocess import model_views, read_inputs
+from .preprocess import model_views, to_inputs, view_count
+from . import images as image_files
 from .results import Result
 
 MODEL_ENV_VAR = "AIDETECT_MODEL"
@@ -26,6 +27,8 @@ MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 # told otherwise (the better one on the CIFAKE test split and under photo processing: docs/results.md)
 SHIPPED_MODELS = ("compact", "default")
 DEFAULT_MODEL_PATH = MODELS_DIR / SHIPPED_MODELS[0] / MODEL_FILE
+# answers the images too small for a native-resolution model's crops (Predictor.route)
+SMALL_IMAGE_MODEL_PATH = MODELS_DIR / "compact" / MODEL_FILE
 
 
 def default_model_path() -> Path:
@@ -44,11 +47,12 @@ def shipped_model_paths() -> List[Path]:
 
 
 def read_run_info(model_path) -> Dict:
-    """metrics.json, settings.json, robustness.json (benchmarks/robustness.py --json) and wild.json
-    (`evaluate` on the wild set, by generator family) from a model's run folder; a key is missing
+    """metrics.json, settings.json, robustness.json (benchmarks/robustness.py --json), wild.json
+    (`evaluate` on the wild set, by generator family) and wild_crops.json (benchmarks/wild_crops.py
+    --write-records: held-out sources, under processing) from a model's run folder; a key is missing
     where its file is absent or unreadable."""
     info = {}
-    for name in ("metrics", "settings", "robustness", "wild"):
+    for name in ("metrics", "settings", "robustness", "wild", "wild_crops"):
         try:
             info[name] = json.loads((Path(model_path).parent / f"{name}.json").read_text())
         except (OSError, ValueError):       # absent or unreadable: the caller shows less
@@ -108,10 +112,15 @@ def feature_width(model) -> int:
         return 0
 
 
+def mean_in_logits(prob: np.ndarray) -> np.ndarray:
+    """(N, views) probabilities -> (N,): the sigmoid of the mean log-odds."""
+    return (1 / (1 + np.exp(-logit(prob).mean(axis=1)))).astype(np.float32)
+
+
 class Predictor:
     def __init__(self, model, model_path: Optional[Path] = None, mirror: bool = True,
                  view: str = "resize", crops: int = 1, temperature: Optional[float] = None,
-                 scope: Optional[Scope] = None):
+                 scope: Optional[Scope] = None, small: Optional["Predictor"] = None):
         self.model = model
         self.model_path = model_path
         self.image_size = model_image_size(model)
@@ -120,6 +129,46 @@ class Predictor:
         self.scope = scope                          # scope.py; None = every input is taken at its word
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
         self._features = None                       # built on first use (models without a scope never)
+        self.small = small                          # "native" models: answers images smaller than a crop
+
+    @property
+    def name(self) -> str:
+        """The run folder's name ("compact"), or the file's stem for a bare .keras file."""
+        if self.model_path is None:
+            return ""
+        path = Path(self.model_path)
+        return path.parent.name if path.name == MODEL_FILE else path.stem
+
+    def describe_view(self, width: int, height: int) -> str:
+        """What this model looks at in a width x height image, in words."""
+        if self.view == "native":
+            return (f"{view_count(self.view, self.crops)} crops of {self.image_size} px at the image's own "
+                    f"resolution ({width}x{height} px, nothing resized)")
+        if self.view == "crops":
+            return f"{self.crops} crops of {self.image_size} px after bringing the shorter side to 256 px"
+        return f"the whole image shrunk to {self.image_size}x{self.image_size} px"
+
+    def route(self, rgb: np.ndarray):
+        """The one decision of which model and which view answers an image: (predictor, reason).
+        A native-resolution model answers every image that holds one of its crops; a smaller one
+        goes to the model for small images (SMALL_IMAGE_MODEL_PATH) where there is one."""
+        height, width = rgb.shape[:2]
+        if self.view == "native" and min(height, width) < self.image_size:
+            if self.small is not None:
+                return self.small, (f"{self.small.name}: {width}x{height} px is smaller than {self.name}'s "
+                                    f"{self.image_size} px crops; {self.small.describe_view(width, height)}")
+            return self, (f"{self.name}: {width}x{height} px is smaller than its {self.image_size} px crops, "
+                          "padded with black (no model for small images found): unreliable")
+        return self, f"{self.name}: {self.describe_view(width, height)}"
+
+    @property
+    def scored(self) -> bool:
+        """Whether some answers carry a scope score (this model's scope, or its small-image model's)."""
+        return self.scope is not None or (self.small is not None and self.small.scope is not None)
+
+    def inputs(self, rgb: np.ndarray) -> np.ndarray:
+        """Decoded RGB -> this model's inputs for it, (views, size, size, 3) uint8."""
+        return to_inputs(rgb, self.image_size, self.view, self.crops)
 
     @classmethod
     def load(cls, path=None, mirror: bool = True, calibrated: bool = True) -> "Predictor":
@@ -132,8 +181,12 @@ class Predictor:
         scope = Scope.load(path.parent / SCOPE_FILE)
         if scope is not None and scope.means.shape[-1] != feature_width(model):
             scope = None                            # another model's file: answer without a scope
-        return cls(model, path, mirror, settings.get("view", "resize"), settings.get("crops", 1),
-                   read_temperature(path, mirror) if calibrated else None, scope)
+        view = settings.get("view", "resize")
+        small = None
+        if view == "native" and SMALL_IMAGE_MODEL_PATH.is_file() and SMALL_IMAGE_MODEL_PATH.resolve() != path.resolve():
+            small = cls.load(SMALL_IMAGE_MODEL_PATH, mirror, calibrated)
+        return cls(model, path, mirror, view, settings.get("crops", 1),
+                   read_temperature(path, mirror) if calibrated else None, scope, small)
 
     def run_info(self) -> Dict:
         """The run folder's records (read_run_info; {} where absent)."""
@@ -156,7 +209,11 @@ class Predictor:
             return np.zeros((0,), dtype=np.float32)
         flat = batch.reshape((-1,) + batch.shape[-3:])
         prob_ai = self._forward(tf.convert_to_tensor(flat)).numpy()[:, FAKE_INDEX]
-        prob_ai = prob_ai.reshape(len(batch), -1).mean(axis=1) if batch.ndim == 5 else prob_ai
+        if batch.ndim == 5:
+            prob_ai = prob_ai.reshape(len(batch), -1)
+            # native crops of one image can disagree strongly: averaging their logits lets a crop
+            # that is sure count for more than one that is not, as NPR-style detectors do
+            prob_ai = mean_in_logits(prob_ai) if self.view == "native" else prob_ai.mean(axis=1)
         if self.temperature is None:
             return prob_ai
         return apply_temperature(prob_ai, self.temperature).astype(np.float32)
@@ -182,33 +239,44 @@ class Predictor:
         return scores, (scores > self.scope.threshold) | plain
 
     def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
-                images: Optional[Sequence] = None) -> List[Result]:
-        """One Result per image of a batch of model inputs: probability, scope and verdict."""
+                images: Optional[Sequence] = None, routes: Optional[Sequence[str]] = None) -> List[Result]:
+        """One Result per image of a batch of this model's inputs: probability, scope and verdict,
+        and (routes) why this model answered it."""
         prob_ai = self.prob_ai_batch(batch)
         scores, outside = self.scope_batch(batch)
         return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out)),
                        image=None if images is None else images[i],
-                       scope_score=None if scores is None else float(scores[i]), out_of_scope=bool(out))
+                       scope_score=None if scores is None else float(scores[i]), out_of_scope=bool(out),
+                       model=self.name, route="" if routes is None else routes[i])
                 for i, (name, p, out) in enumerate(zip(names, prob_ai, outside))]
+
+    def answer(self, names: Sequence[str], decoded: Iterable, threshold: float = DEFAULT_THRESHOLD,
+               uncertain_band: float = DEFAULT_UNCERTAIN_BAND, keep_images: bool = False) -> List[Result]:
+        """One Result per (decoded RGB or None, error or None) pair, each answered by the model
+        route() chooses for it, in the order of names. Pairs are consumed one at a time: only the
+        models' inputs stay in memory, not the full-size images (unless keep_images)."""
+        answered, groups = {}, {}
+        for i, (rgb, error) in enumerate(decoded):
+            if error:
+                answered[i] = Result(names[i], error=error)
+                continue
+            predictor, reason = self.route(rgb)
+            groups.setdefault(id(predictor), (predictor, []))[1].append(
+                (i, predictor.inputs(rgb), reason, rgb if keep_images else None))
+        for predictor, members in groups.values():
+            index = [member[0] for member in members]
+            answered.update(zip(index, predictor.results(
+                [names[i] for i in index], np.stack([member[1] for member in members]).astype(np.float32),
+                threshold, uncertain_band, [member[3] for member in members], [member[2] for member in members])))
+        return [answered[i] for i in range(len(names))]
 
     def classify(self, sources: Sequence, names: Optional[Sequence[str]] = None,
                  threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
                  keep_images: bool = False) -> List[Result]:
         """Classify bytes/paths together; unreadable ones get a Result with an error."""
         names = list(names) if names is not None else [str(s) for s in sources]
-        inputs, kept, errors = {}, {}, {}
-        for i, source in enumerate(sources):     # one full-size decode in memory at a time
-            rgb, views, error = read_inputs(source, self.image_size, self.view, self.crops)
-            if error:
-                errors[i] = error
-                continue
-            inputs[i] = views.astype(np.float32)
-            kept[i] = rgb if keep_images else None
-        readable = list(inputs)
-        answered = dict(zip(readable, self.results(
-            [names[i] for i in readable], np.stack([inputs[i] for i in readable]) if readable else np.zeros((0,)),
-            threshold, uncertain_band, [kept[i] for i in readable])))
-        return [Result(name, error=errors[i]) if i in errors else answered[i] for i, name in enumerate(names)]
+        return self.answer(names, (image_files.try_load_rgb(source) for source in sources),
+                           threshold, uncertain_band, keep_images)
 
     def classify_one(self, source, name: str = "", **options) -> Result:
         return self.classify([source], [name or str(source)], **options)[0]

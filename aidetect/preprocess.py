@@ -1,8 +1,9 @@
 """Fit a decoded RGB image to the model's input: the same ops at training and serving time.
 
-Two views (Settings.view): "resize" shrinks the whole image to the model's size (CIFAKE models);
+Three views (Settings.view): "resize" shrinks the whole image to the model's size (CIFAKE models);
 "crops" brings the shorter side to CROP_BASE px and takes crops of the model's size at that
-resolution (models of full-size images: the generator's pixel-level traces survive).
+resolution; "native" takes crops of the model's size from the image exactly as it is, with no
+resampling at all (models of full-size images: the camera's or generator's pixel traces survive).
 Scaling pixel values is not done here: it lives inside the model, so raw 0..255 pixels go in.
 """
 import math
@@ -64,33 +65,58 @@ def crop_grid(image, size: int, count: int) -> tf.Tensor:
     return tf.stack([image[r:r + size, c:c + size, :] for r, c in corners])
 
 
+def native_crops(image, size: int, count: int) -> tf.Tensor:
+    """count crops of size x size of the image as it is: 1 = the centre, 5 = the four corners and
+    the centre, else crop_grid's grid (9 = 3x3: corners, edges, centre). An image smaller than a
+    crop (routing sends those to a 32 px model: predict.choose_route) is padded with black."""
+    image = tf.convert_to_tensor(image, dtype=tf.uint8)
+    shape = tf.shape(image)
+    image = tf.image.pad_to_bounding_box(image, 0, 0, tf.maximum(shape[0], size), tf.maximum(shape[1], size))
+    if count != 5:
+        return crop_grid(image, size, count)
+    shape = tf.shape(image)
+    bottom, right = shape[0] - size, shape[1] - size
+    corners = [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
+    return tf.stack([image[r:r + size, c:c + size, :] for r, c in corners])
+
+
 def model_views(image, size: int, view: str = "resize", crops: int = 1) -> tf.Tensor:
     """HxWx3 uint8 -> (views, size, size, 3) uint8: what the model sees of one image; its answer
     is the mean over the views. "resize" has one view."""
     if view == "crops":
         return crop_grid(to_crop_base(image), size, crops)
+    if view == "native":
+        return native_crops(image, size, crops)
     return resize_to_model(image, size)[tf.newaxis]
 
 
 def view_count(view: str, crops: int) -> int:
-    return crops if view == "crops" else 1
+    return crops if view in ("crops", "native") else 1
+
+
+def to_inputs(rgb: np.ndarray, size: int, view: str = "resize", crops: int = 1) -> np.ndarray:
+    """Decoded RGB -> its views as (views, size, size, 3) uint8. An image already at the model's
+    size passes through untouched (resizing it to its own size gives the same pixels, tested): no
+    TensorFlow op per CIFAKE image."""
+    if view == "resize" and rgb.shape[:2] == (size, size):
+        return rgb[np.newaxis]
+    return model_views(rgb, size, view, crops).numpy()
 
 
 def read_inputs(source, size: int, view: str = "resize", crops: int = 1):
     """The one way a file or an upload becomes model inputs when serving: bytes or a path ->
     (decoded RGB, its views as (views, size, size, 3) uint8, None), or (None, None, error) when
-    the shared loader refuses it. An image already at the model's size passes through untouched
-    (resizing it to its own size gives the same pixels, tested): no TensorFlow op per CIFAKE image."""
+    the shared loader refuses it."""
     rgb, error = images.try_load_rgb(source)
     if error:
         return None, None, error
-    if view == "resize" and rgb.shape[:2] == (size, size):
-        return rgb, rgb[np.newaxis], None
-    return rgb, model_views(rgb, size, view, crops).numpy(), None
+    return rgb, to_inputs(rgb, size, view, crops), None
 
 
 def random_view(image, size: int, view: str, seed) -> tf.Tensor:
     """Training: the whole image resized, or one random crop (stateless `seed`, shape [2])."""
     if view == "crops":
         return tf.image.stateless_random_crop(to_crop_base(image), [size, size, 3], seed)
+    if view == "native":
+        return tf.image.stateless_random_crop(image, [size, size, 3], seed)
     return resize_to_model(image, size)

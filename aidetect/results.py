@@ -25,14 +25,16 @@ class Result:
     explanation: str = ""                     # the saved heatmap overlay's file, if one was written
     scope_score: Optional[float] = None       # scope.py: how unlike the training images (None: no scope)
     out_of_scope: bool = False
+    model: str = ""                           # the run folder of the model that answered
+    route: str = ""                           # why that model, and what it looked at (Predictor.route)
 
     @property
     def label(self) -> str:
         return self.verdict.label if self.verdict else ""
 
 
-COLUMNS = ("path", "label", "prob_ai", "error")
-SCOPE_COLUMN = "scope_score"            # after the four, where the model has a scope (scope.py)
+COLUMNS = ("path", "label", "prob_ai", "error", "model", "route")    # the first four since the seed
+SCOPE_COLUMN = "scope_score"            # after COLUMNS, where the model has a scope (scope.py)
 EXPLANATION_COLUMN = "explanation"      # classify.py --explain: the overlay's file
 
 
@@ -42,13 +44,15 @@ def to_row(result: Result) -> Dict[str, str]:
         "label": result.label,
         "prob_ai": "" if result.prob_ai is None else f"{result.prob_ai:.6f}",
         "error": result.error or "",
+        "model": result.model,
+        "route": result.route,
         SCOPE_COLUMN: "" if result.scope_score is None else f"{result.scope_score:.2f}",
         EXPLANATION_COLUMN: result.explanation,
     }
 
 
 def csv_writer(stream: TextIO, scored: bool = False, explained: bool = False) -> csv.DictWriter:
-    """A CSV writer whose header is already on stream; rows go in as to_row() dicts. The four
+    """A CSV writer whose header is already on stream; rows go in as to_row() dicts. The
     COLUMNS always come first; `scored` adds the scope score's column, `explained` the overlay's."""
     columns = COLUMNS + ((SCOPE_COLUMN,) if scored else ()) + ((EXPLANATION_COLUMN,) if explained else ())
     writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore", lineterminator="\n")

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
-AUGMENT_MODES = ("none", "shift-flip", "robust", "full")   # online augmentation: aidetect/augment.py
-BACKBONES = ("resnet101", "compact", "tiny")                # aidetect/model.py
+AUGMENT_MODES = ("none", "shift-flip", "robust", "full", "traces")   # online augmentation: aidetect/augment.py
+BACKBONES = ("resnet101", "compact", "residual", "tiny")    # aidetect/model.py
 STEMS = ("imagenet", "pool-only", "cifar")                  # ResNet101's first layers: model.py
 PRECISIONS = ("float32", "bfloat16")                        # bfloat16 = Keras "mixed_bfloat16"
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("polynomial", "cosine")
 KEEPS = ("best", "last")
-VIEWS = ("resize", "crops")                                 # how an image becomes inputs: preprocess.py
+VIEWS = ("resize", "crops", "native")                       # how an image becomes inputs: preprocess.py
+STYLES = ("all", "photo")                                   # generated images a run trains on (manifest "style")
 CROP_BASE = 256             # "crops" view: the shorter side is brought to this many pixels first
 
 
@@ -30,22 +31,35 @@ class Settings:
                                         # "resize": the whole image shrunk to image_size (CIFAKE);
                                         # "crops": image_size crops at native resolution (shorter side
                                         # brought to 256 px): one random crop per image and epoch in
-                                        # training, `crops` crops averaged when the model is used
+                                        # training, `crops` crops averaged when the model is used;
+                                        # "native": image_size crops of the image as it is (no
+                                        # resize at all): random in training, `crops` spread over
+                                        # the image (corners, centre, grid) averaged in logits
     crops: int = 9                      # "crops" view: crops averaged per image (a grid; 1 = centre)
     batch_size: int = 64
     max_train_images: int = 0           # 0 = all; a stratified subset for quick runs
     max_eval_images: int = 0            # 0 = all; limits validation and test the same way
+    train_styles: str = field(default="all", metadata={"choices": STYLES})
+                                        # a labelled set's generated training images: "all" styles or
+                                        # only "photo" (manifest "style"; camera photos always train)
+    balance_classes: bool = False       # weight the loss so both classes count alike (a photo-only
+                                        # labelled set has far fewer generated than camera images)
+    train_source_fraction: float = 1.0  # a seeded share of the training sources (whole sources),
+                                        # for learning curves; validation and test are unchanged
     augment: str = field(default="none", metadata={"choices": AUGMENT_MODES})
                                         # online, training only: "none", "shift-flip" (whole-pixel
                                         # shifts + mirror), "robust" (shift-flip, and on some images
                                         # blur, JPEG, resizing, sharpening, brightness, contrast or
-                                        # grey) or "full" (augment_data.py's layers)
+                                        # grey), "full" (augment_data.py's layers) or "traces"
+                                        # (native crops: rescale 0.5-1.5x, 90-degree turns, flips,
+                                        # JPEG q60-100, blur, colour, masks; both classes alike)
     robust_probability: float = 0.5     # share of images that "robust" degrades (one change each)
     seed: int = 42
     # model (the seed's head on ResNet101)
     backbone: str = field(default="resnet101", metadata={"choices": BACKBONES})
                                         # "compact": a 0.3 M-parameter CNN at full resolution;
-                                        # "tiny": a small CNN for tests and smoke runs
+                                        # "residual": a small residual CNN for pixel traces (NPR-sized,
+                                        # use with --residual-input); "tiny": for tests and smoke runs
     stem: str = field(default="imagenet", metadata={"choices": STEMS})
                                         # ResNet101 only: "imagenet" (7x7 stride 2 + max pool:
                                         # 32 px -> 8x8 at conv2), "pool-only" (stride 1 + pool: 16x16),
@@ -102,6 +116,8 @@ class Settings:
                 problems.append(f"--{name.replace('_', '-')} must be 0 or more, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             problems.append(f"--dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.train_source_fraction <= 1:
+            problems.append(f"--train-source-fraction must be in (0, 1], got {self.train_source_fraction}")
         for name in ("robust_probability", "label_smoothing"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
@@ -111,7 +127,8 @@ class Settings:
             problems.append(f"--view crops needs --image-size at most {CROP_BASE}, got {self.image_size}")
         if self.residual_input and self.image_size % 2:
             problems.append(f"--residual-input needs an even --image-size, got {self.image_size}")
-        for name in ("augment", "backbone", "stem", "precision", "optimizer", "schedule", "view", "keep"):
+        for name in ("augment", "backbone", "stem", "precision", "optimizer", "schedule", "view", "keep",
+                     "train_styles"):
             choices = next(f for f in fields(self) if f.name == name).metadata["choices"]
             if getattr(self, name) not in choices:
                 problems.append(f"--{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")

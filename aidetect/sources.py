@@ -212,8 +212,8 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
 
 
 def manifest_groups(data_dir, paths: List[str]) -> Dict[str, List[str]]:
-    """Per path of a prepared split: its "source" and "family" from data_dir's manifest (empty
-    when there is none)."""
+    """Per path of a prepared split: its "source", "family" and "style" (a generated image's
+    manifest style, "camera photo" for REAL) from data_dir's manifest (empty when there is none)."""
     manifest = _read_manifest(Path(data_dir))
     if not manifest:
         return {}
@@ -222,4 +222,38 @@ def manifest_groups(data_dir, paths: List[str]) -> Dict[str, List[str]]:
     return {
         "source": [row.get("source_repo", UNKNOWN) for row in rows],
         "family": [_family(row, key.split("/")[0]) for row, key in zip(rows, keys)],
+        "style": [_style(row, key.split("/")[0]) for row, key in zip(rows, keys)],
     }
+
+
+def _style(row: Dict, class_name: str) -> str:
+    return row.get("style", UNKNOWN) if class_name == "FAKE" else "camera photo"
+
+
+def select_training(data_dir, paths: List[str], labels, styles: str = "all", source_fraction: float = 1.0,
+                    seed: int = 42):
+    """The training images a run uses: generated images of the chosen styles ("photo": manifest
+    style "photo" only; camera photos always) from a seeded share of each class's training
+    sources (whole sources, at least one per class: learning curves). Without a manifest only "all" and 1.0 are possible."""
+    import numpy as np
+
+    if styles == "all" and source_fraction >= 1:
+        return paths, labels
+    groups = manifest_groups(data_dir, paths)
+    if not groups:
+        raise SourceError(f"{data_dir}: --train-styles and --train-source-fraction need the {MANIFEST_FILE} "
+                          "of a labelled set prepared by source")
+    keep = np.ones(len(paths), dtype=bool)
+    if styles != "all":
+        keep &= np.array([style in (styles, "camera photo") for style in groups["style"]])
+    if source_fraction < 1:             # per class, so that both keep at least one source
+        chosen = set()
+        for index in sorted(set(np.asarray(labels).tolist())):
+            sources = sorted({s for s, y in zip(groups["source"], labels) if y == index})
+            random.Random(seed).shuffle(sources)
+            chosen |= {(index, s) for s in sources[:max(1, round(len(sources) * source_fraction))]}
+        keep &= np.array([(y, source) in chosen for y, source in zip(np.asarray(labels).tolist(), groups["source"])])
+    labels = np.asarray(labels)[keep]
+    if len(set(labels.tolist())) < 2:
+        raise SourceError(f"{data_dir}: the chosen styles and sources leave one class only; use more sources")
+    return [p for p, k in zip(paths, keep) if k], labels

@@ -19,6 +19,7 @@ from .plots import PlotError, write_plots
 from .record import RECORD_FILE, new_record
 from .scope import fit_for_model as fit_scope
 from .settings import Settings
+from .sources import select_training
 
 SEED_ACCURACY = 0.9221          # the seed project's reported test accuracy, for "epochs to reach"
 GRAPHS_DIR = "graphs"
@@ -201,6 +202,12 @@ def initial_model(settings: Settings) -> keras.Model:
     return model
 
 
+def balanced_weights(labels) -> Dict[int, float]:
+    """Per class index, the loss weight that makes both classes count alike: n / (classes x n_c)."""
+    counts = np.bincount(np.asarray(labels), minlength=len(CLASS_NAMES))
+    return {index: float(len(labels) / (len(CLASS_NAMES) * count)) for index, count in enumerate(counts) if count}
+
+
 def epochs_to_reach(history: Dict, key: str, target: float) -> Optional[int]:
     for epoch, value in enumerate(history.get(key, []), start=1):
         if value >= target:
@@ -215,7 +222,9 @@ def train(settings: Settings, log=print) -> Path:
     strategy = choose_strategy(configure_gpus(settings.gpu_memory))
     chief = is_chief()
 
-    train_paths, train_labels = data.list_split(settings.data_dir, "train", settings.max_train_images, settings.seed)
+    train_paths, train_labels = select_training(
+        settings.data_dir, *data.list_split(settings.data_dir, "train", settings.max_train_images, settings.seed),
+        settings.train_styles, settings.train_source_fraction, settings.seed)
     val_paths, val_labels = data.list_split(settings.data_dir, "validation", settings.max_eval_images, settings.seed)
     test_paths, _ = data.list_split(settings.data_dir, "test", settings.max_eval_images, settings.seed)
     counts = {"train": len(train_paths), "validation": len(val_paths), "test": len(test_paths)}
@@ -245,6 +254,7 @@ def train(settings: Settings, log=print) -> Path:
     verbose = 2 if settings.verbose == 1 and not sys.stdout.isatty() else settings.verbose
     model.fit(train_ds, validation_data=val_ds, epochs=settings.epochs, verbose=verbose,
               shuffle=False,        # make_dataset shuffles; Keras would only warn that it can't
+              class_weight=balanced_weights(train_labels) if settings.balance_classes else None,
               callbacks=make_callbacks(settings, run_dir, len(train_paths)))
     if not chief:
         shutil.rmtree(run_dir)

@@ -3,6 +3,7 @@ import csv
 import io
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -37,8 +38,10 @@ def csv_rows(text):
 def test_csv_on_stdout_keeps_paths_as_given_and_goes_on_after_bad_files(image_dir, tiny_model_path, capsys):
     status, out, err = run(capsys, "./images/", "./images/REAL", "--model", tiny_model_path)
     assert status == 0
-    assert out.splitlines()[0] == "path,label,prob_ai,error"
+    assert out.splitlines()[0] == "path,label,prob_ai,error,model,route"
     rows = csv_rows(out)
+    assert {row["model"] for row in rows if not row["error"]} == {Path(tiny_model_path).parent.name}
+    assert all("shrunk to 32x32 px" in row["route"] for row in rows if not row["error"])
     paths = [row["path"] for row in rows]
     assert paths == sorted(paths) and len(paths) == 13          # REAL's four images listed twice
     assert "./images/REAL/" + sorted((image_dir / "REAL").iterdir())[0].name in paths
@@ -93,7 +96,7 @@ def test_explain_writes_one_overlay_per_classified_image(image_dir, tiny_model_p
     overlays = sorted((image_dir.parent / "overlays").iterdir())
     assert len(overlays) == 4 and all(p.suffix == ".png" for p in overlays)
     rows = csv_rows(out)
-    assert list(rows[0]) == ["path", "label", "prob_ai", "error", "explanation"]   # the four first
+    assert list(rows[0]) == ["path", "label", "prob_ai", "error", "model", "route", "explanation"]
     named = {(image_dir.parent / row["explanation"]).resolve() for row in rows if row["explanation"]}
     assert named == {p.resolve() for p in overlays}
     assert [row["explanation"] for row in rows if row["error"]] == [""]       # broken.png: no overlay
@@ -160,7 +163,7 @@ def test_writing_results_does_not_import_tensorflow():
             "r = results.Result('a.png', 0.9, verdict(0.9)); print(results.to_csv([r]).splitlines()[1]); "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["a.png,AI-generated,0.900000,", "False"]
+    assert out.split() == ["a.png,AI-generated,0.900000,,,", "False"]
 
 
 def test_missing_paths_are_reported_one_line_each_before_the_model_loads(image_dir, capsys, monkeypatch):

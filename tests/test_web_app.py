@@ -195,3 +195,30 @@ def test_shipped_model_verdicts_match_the_package(monkeypatch, shipped_model_pat
     metrics = shipped_model_path.parent / "metrics.json"
     note = f"{json.loads(metrics.read_text())['accuracy']:.1%}" if metrics.is_file() else "not recorded"
     assert note in page.info[0].value
+
+
+@pytest.mark.needs_cifake
+def test_a_native_model_says_what_it_reads_and_which_model_answered_each_image(monkeypatch, tmp_path):
+    """A full-size image is answered by the native-resolution model, a 40 px one by the shipped
+    32 px model, and the page says so on each card, beside a note that is not about CIFAKE."""
+    from aidetect.model import build_model, save_slim
+    from aidetect.predict import SMALL_IMAGE_MODEL_PATH
+    from aidetect.settings import Settings
+    if not SMALL_IMAGE_MODEL_PATH.is_file():
+        pytest.skip(f"the shipped 32 px model is not at {SMALL_IMAGE_MODEL_PATH}")
+    settings = Settings(backbone="tiny", dense_units=8, image_size=48, view="native", crops=5, float16_weights=False)
+    run_dir = tmp_path / "native-run"
+    run_dir.mkdir()
+    (run_dir / "settings.json").write_text(settings.to_json())
+    (run_dir / "wild_crops.json").write_text(json.dumps({"changes": {"none": {
+        "auc_photo_style": 0.69, "camera_photos_called_ai": 0.03, "ai_images_caught": 0.12}}}))
+    model_path = save_slim(build_model(settings), settings, run_dir / "model.keras")
+    page = open_page(monkeypatch, model_path, [("photo.png", encoded("PNG", (640, 480)), "image/png"),
+                                                ("tiny.png", encoded("PNG", (40, 40)), "image/png")])
+    assert not page.error and len(verdicts(page)) == 2
+    note = page.info[0].value
+    assert "5 crops of 48 px at each image's own resolution" in note and "CIFAKE" not in note
+    assert "69%" in page.warning[0].value and "caught 12%" in page.warning[0].value
+    answered = [c.value for c in page.caption if c.value.startswith("Answered by ")]
+    assert "native\\-run" in answered[0] and "640x480 px" in answered[0]
+    assert answered[1].startswith("Answered by compact") and "40x40 px is smaller than" in answered[1]

@@ -1,0 +1,119 @@
+"""Detectors of full-size images against the two controls, on held-out sources, as users meet them.
+
+For each model (and the content and format controls, fitted on the same train split), on the
+test split of a labelled set prepared by source (e.g. `model_training.py prepare --source
+../shared/data/wild-crops --data-dir data-crops`): the images as they are and after JPEG q90 /
+q75 / q60, downscaling 0.75x / 0.5x (Lanczos, re-saved JPEG q90) and a screenshot-like round trip
+(0.5x bilinear, PNG). Every image goes through the serving path (Predictor.classify: routing,
+crops, mirror, calibration). Per change: AUC of photo-style generated images against all camera
+photos (the headline), AUC of all, camera photos called AI-generated at the shipped threshold
+(false positives), AI images caught, and per generator family and style.
+
+    python benchmarks/wild_crops.py --data-dir data-crops --models models/crops-npr-residual models/compact \
+        --json docs/wild_crops.json [--write-records]     (--write-records: wild_crops.json in each run folder)
+"""
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import numpy as np
+from PIL import Image
+
+from aidetect import control, data, images
+from aidetect.evaluate import breakdown, compute_metrics
+from aidetect.files import write_atomically
+from aidetect.labels import DEFAULT_THRESHOLD, FAKE_INDEX, REAL_INDEX
+from aidetect.sources import manifest_groups
+
+
+def _encode(image: Image.Image, kind: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, kind, **options)
+    return buffer.getvalue()
+
+
+def _scaled(image: Image.Image, factor: float, method) -> Image.Image:
+    return image.resize((round(image.width * factor), round(image.height * factor)), method)
+
+
+CHANGES: Dict[str, Callable[[Image.Image], bytes]] = {
+    "none": lambda image: _encode(image, "PNG"),
+    "JPEG q90": lambda image: _encode(image, "JPEG", quality=90),
+    "JPEG q75": lambda image: _encode(image, "JPEG", quality=75),
+    "JPEG q60": lambda image: _encode(image, "JPEG", quality=60),
+    "downscale 0.75x": lambda image: _encode(_scaled(image, 0.75, Image.LANCZOS), "JPEG", quality=90),
+    "downscale 0.5x": lambda image: _encode(_scaled(image, 0.5, Image.LANCZOS), "JPEG", quality=90),
+    "screenshot (0.5x, PNG)": lambda image: _encode(_scaled(image, 0.5, Image.BILINEAR), "PNG"),
+}
+
+
+def score(labels: np.ndarray, prob_ai: np.ndarray, groups: Dict[str, List[str]],
+          threshold: float = DEFAULT_THRESHOLD) -> Dict:
+    """The numbers of one model under one change."""
+    real = labels == REAL_INDEX
+    photo = real | (np.array(groups["style"]) == "photo")
+    metrics = compute_metrics(labels[photo], prob_ai[photo], threshold)
+    return {
+        "auc_photo_style": metrics["auc"],
+        "auc_all_styles": compute_metrics(labels, prob_ai, threshold)["auc"],
+        "camera_photos_called_ai": float(np.mean(prob_ai[real] >= threshold)),
+        "ai_images_caught": float(np.mean(prob_ai[labels == FAKE_INDEX] >= threshold)),
+        "photo_style_ai_caught": float(np.mean(prob_ai[~real & photo] >= threshold)),
+        "by_family": breakdown(groups["family"], labels, prob_ai, threshold),
+        "by_style": breakdown(groups["style"], labels, prob_ai, threshold),
+        "by_real_source": {source: row for source, row in breakdown(groups["source"], labels, prob_ai, threshold).items()
+                           if row["fake"] == 0},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="data-crops")
+    parser.add_argument("--models", nargs="*", default=[], help=".keras files or run folders")
+    parser.add_argument("--controls", nargs="*", default=["content", "format"], choices=list(control.FEATURES))
+    parser.add_argument("--changes", nargs="*", default=list(CHANGES), choices=list(CHANGES))
+    parser.add_argument("--json", help="write every number to this JSON file")
+    parser.add_argument("--write-records", action="store_true", help="also wild_crops.json in each model's folder")
+    args = parser.parse_args()
+
+    from aidetect.predict import Predictor
+
+    paths, labels = data.list_split(args.data_dir, "test")
+    groups = manifest_groups(args.data_dir, paths)
+    originals = [Image.fromarray(images.load_rgb(path)) for path in paths]
+    changed = {name: [CHANGES[name](image) for image in originals] for name in args.changes}
+    table = {}
+    for kind in args.controls:
+        fitted, _, _ = control.fit(args.data_dir, kind)
+        table[f"{kind} control"] = {name: score(labels, fitted.predict_proba(control.features(
+            kind, [images.load_rgb(b) for b in files]))[:, 1], groups) for name, files in changed.items()}
+    for model in args.models:
+        predictor = Predictor.load(model)
+        rows, started = {}, time.perf_counter()
+        for name, files in changed.items():
+            answers = predictor.classify(files, [str(p) for p in paths])
+            rows[name] = score(labels, np.array([a.prob_ai for a in answers]), groups)
+            rows[name]["answered_by"] = sorted({a.model for a in answers})
+        table[predictor.name] = rows
+        print(f"{predictor.name}: {len(paths) * len(changed) / (time.perf_counter() - started):.1f} img/s")
+        if args.write_records:
+            write_atomically(Path(predictor.model_path).parent / "wild_crops.json", json.dumps(
+                {"data_dir": args.data_dir, "test_images": len(paths), "threshold": DEFAULT_THRESHOLD,
+                 "command": "python benchmarks/wild_crops.py --write-records", "changes": rows}, indent=2))
+    print(f"{len(paths)} test images of {args.data_dir} (held-out sources); AUC photo-style / all styles, "
+          "camera photos called AI, AI caught, at the shipped threshold")
+    print(f"{'detector':28s} " + " ".join(f"{name[:22]:>24s}" for name in args.changes))
+    for detector, rows in table.items():
+        cells = [f"{r['auc_photo_style']:.2f}/{r['auc_all_styles']:.2f} {r['camera_photos_called_ai']:4.0%} {r['ai_images_caught']:4.0%}"
+                 for r in rows.values()]
+        print(f"{detector[:28]:28s} " + " ".join(f"{c:>24s}" for c in cells))
+    if args.json:
+        write_atomically(args.json, json.dumps({"data_dir": args.data_dir, "test_images": len(paths),
+                                                "threshold": DEFAULT_THRESHOLD, "detectors": table}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
