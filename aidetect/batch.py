@@ -16,7 +16,7 @@ from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND
 from .predict import Predictor
 from .results import Result
-from .preprocess import read_inputs, view_count
+from .preprocess import view_count
 
 
 def list_inputs(paths: Sequence[str]) -> List[str]:
@@ -36,38 +36,13 @@ def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:
     return total * index // count, total * (index + 1) // count
 
 
-def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) -> tf.data.Dataset:
-    """Batches of (model inputs: (N, views, size, size, 3) float32, errors; b"" when readable) in
-    the order of paths. Each batch of files is read by one Python call (preprocess.read_inputs per
-    file), so the per-file cost is the decoder's, not tf.data's; memory holds a few batches of
-    model inputs and one full-size image per call at a time."""
-    size, view, crops = predictor.image_size, predictor.view, predictor.crops
-    blank = np.zeros((view_count(view, crops), size, size, 3), np.uint8)     # an unreadable file's inputs
-
-    def read_batch(batch_paths):
-        inputs, errors = [], []
-        for path in batch_paths.numpy():
-            _, views, error = read_inputs(os.fsdecode(path), size, view, crops)
-            inputs.append(blank if error else views)
-            errors.append((error or "").encode())
-        return np.stack(inputs), np.array(errors, dtype=object)
-
-    def read_op(batch_paths):
-        inputs, errors = tf.py_function(read_batch, [batch_paths], (tf.uint8, tf.string))
-        inputs.set_shape([None, view_count(view, crops), size, size, 3])
-        errors.set_shape([None])
-        return tf.cast(inputs, tf.float32), errors
-
-    encoded = [os.fsencode(path) for path in paths]        # bytes: any file name survives the trip
-    dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
-    return dataset.batch(batch_size).map(read_op, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-
-def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) -> tf.data.Dataset:
+def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int, route: bool = True) -> tf.data.Dataset:
     """Batches of (the answering model's inputs, the small-image model's inputs, per file: which
-    of the two answers it (0, 1; -1 unreadable), why, and its error) in the order of paths: the
-    files of a batch are decoded and routed (Predictor.route) by one Python call, in parallel
-    with the model working on the previous batch."""
+    of the two answers it (0, 1; -1 unreadable), why, and its error) in the order of paths. The
+    files of a batch are decoded and routed (Predictor.route; route=False: all to `predictor`)
+    by one Python call, so the per-file cost is the decoder's, not tf.data's, and it runs while
+    the model works on the previous batch; memory holds a few batches of model inputs and one
+    full-size image per call at a time."""
     small = predictor.small or predictor
     shapes = [(view_count(p.view, p.crops), p.image_size, p.image_size, 3) for p in (predictor, small)]
 
@@ -77,7 +52,7 @@ def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) 
             rgb, error = images.try_load_rgb(os.fsdecode(path))
             reason, code = "", -1
             if not error:
-                answering, reason = predictor.route(rgb)
+                answering, reason = predictor.route(rgb) if route else (predictor, "")
                 code = 0 if answering is predictor else 1
                 inputs[code].append(answering.inputs(rgb))
             codes.append(code)
@@ -95,9 +70,20 @@ def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) 
             tensor.set_shape([None])
         return tf.cast(main, tf.float32), tf.cast(other, tf.float32), codes, reasons, errors
 
-    encoded = [os.fsencode(path) for path in paths]
+    encoded = [os.fsencode(path) for path in paths]        # bytes: any file name survives the trip
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
     return dataset.batch(batch_size).map(read_op, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) -> tf.data.Dataset:
+    """Batches of (this model's inputs for every file: (N, views, size, size, 3) float32, zeros
+    where unreadable; errors, b"" when readable) in the order of paths, unrouted: what one model
+    sees of each file (scope fitting, benchmarks)."""
+    def aligned(main, other, codes, reasons, errors):
+        readable = tf.where(codes == 0)
+        return tf.scatter_nd(readable, main, tf.concat([tf.shape(codes, tf.int64), tf.shape(main, tf.int64)[1:]], 0)), errors
+
+    return routed_dataset(paths, predictor, batch_size, route=False).map(aligned)
 
 
 def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int = 64,

@@ -68,7 +68,7 @@ def crop_grid(image, size: int, count: int) -> tf.Tensor:
 def native_crops(image, size: int, count: int) -> tf.Tensor:
     """count crops of size x size of the image as it is: 1 = the centre, 5 = the four corners and
     the centre, else crop_grid's grid (9 = 3x3: corners, edges, centre). An image smaller than a
-    crop (routing sends those to a 32 px model: predict.choose_route) is padded with black."""
+    crop (routing sends those to a 32 px model: Predictor.route) is padded with black."""
     image = tf.convert_to_tensor(image, dtype=tf.uint8)
     shape = tf.shape(image)
     image = tf.image.pad_to_bounding_box(image, 0, 0, tf.maximum(shape[0], size), tf.maximum(shape[1], size))
@@ -95,22 +95,13 @@ def view_count(view: str, crops: int) -> int:
 
 
 def to_inputs(rgb: np.ndarray, size: int, view: str = "resize", crops: int = 1) -> np.ndarray:
-    """Decoded RGB -> its views as (views, size, size, 3) uint8. An image already at the model's
+    """The one way a decoded image (images.try_load_rgb) becomes model inputs when serving: its
+    views as (views, size, size, 3) uint8. An image already at the model's
     size passes through untouched (resizing it to its own size gives the same pixels, tested): no
     TensorFlow op per CIFAKE image."""
     if view == "resize" and rgb.shape[:2] == (size, size):
         return rgb[np.newaxis]
     return model_views(rgb, size, view, crops).numpy()
-
-
-def read_inputs(source, size: int, view: str = "resize", crops: int = 1):
-    """The one way a file or an upload becomes model inputs when serving: bytes or a path ->
-    (decoded RGB, its views as (views, size, size, 3) uint8, None), or (None, None, error) when
-    the shared loader refuses it."""
-    rgb, error = images.try_load_rgb(source)
-    if error:
-        return None, None, error
-    return rgb, to_inputs(rgb, size, view, crops), None
 
 
 def random_view(image, size: int, view: str, seed) -> tf.Tensor:

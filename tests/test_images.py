@@ -89,15 +89,15 @@ def test_operations_doc_table_is_the_one_the_cases_print():
 
 
 def test_an_image_at_the_models_size_passes_through_and_others_are_resized_alike(tmp_path, tiny_model_path):
-    """read_inputs skips the resize of an image already at the model's size: the same pixels as
+    """to_inputs skips the resize of an image already at the model's size: the same pixels as
     resizing it; a folder of mixed sizes streams to exactly the page's inputs, batch by batch."""
     from PIL import Image
     from aidetect import batch
     from aidetect.predict import Predictor
-    from aidetect.preprocess import model_views, read_inputs
+    from aidetect.preprocess import model_views, to_inputs
     rng = np.random.default_rng(3)
     at_size = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(model_views(at_size, 32).numpy(), read_inputs(_png(at_size), 32)[1])
+    np.testing.assert_array_equal(model_views(at_size, 32).numpy(), to_inputs(images.load_rgb(_png(at_size)), 32))
     paths = []
     for index, shape in enumerate([(32, 32), (60, 100), (400, 500), (32, 32), (31, 33)]):
         path = tmp_path / f"{index}.png"
