@@ -68,17 +68,20 @@ def to_csv(results: Iterable[Result]) -> str:
     return buffer.getvalue()
 
 
+def to_record(result: Result) -> Dict:
+    """The JSON record of one result: what classify.py --output x.json writes per image, and what
+    every other front end (page download, Beam, the HTTP API) returns for it."""
+    record: Dict = to_row(result)
+    record["prob_ai"] = None if result.prob_ai is None else round(result.prob_ai, 6)
+    record[SCOPE_COLUMN] = None if result.scope_score is None else round(result.scope_score, 2)
+    for column in (SCOPE_COLUMN, EXPLANATION_COLUMN):
+        if record[column] in ("", None):
+            del record[column]
+    return record
+
+
 def to_json(results: Iterable[Result]) -> str:
-    rows: List[Dict] = []
-    for result in results:
-        row = to_row(result)
-        row["prob_ai"] = None if result.prob_ai is None else round(result.prob_ai, 6)
-        row[SCOPE_COLUMN] = None if result.scope_score is None else round(result.scope_score, 2)
-        for column in (SCOPE_COLUMN, EXPLANATION_COLUMN):
-            if row[column] in ("", None):
-                del row[column]
-        rows.append(row)
-    return json.dumps(rows, indent=1)
+    return json.dumps([to_record(result) for result in results], indent=1)
 
 
 def is_json(path) -> bool:
