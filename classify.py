@@ -1,10 +1,11 @@
-"""Classify image files as AI-generated or real; prints CSV (path,label,prob_ai,error) or writes it.
+"""Classify image files as AI-generated or real, from what the file declares (Content Credentials,
+IPTC/XMP source type, generator settings) and from its pixels; prints CSV or writes CSV/JSON.
 
     python classify.py photo.jpg folder/ [--model models/<run>] [--output results.csv|results.json]
     python classify.py big-folder/ --shard 0/4 --output part0.csv     (one of 4 machines)
 
-Folders are searched recursively for .jpg .jpeg .png .webp .bmp .gif .tif .tiff; rows come in
-sorted path order. Exit status 0 when at least one image was classified.
+Folders are searched recursively for .jpg .jpeg .png .webp .bmp .gif .tif .tiff .heic .heif .avif;
+rows come in sorted path order. Exit status 0 when at least one image was classified.
 """
 import argparse
 import contextlib
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from aidetect.labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision
+from aidetect.provenance import TRUST_ANCHORS_ENV_VAR, read_trust_anchors
 from aidetect.quiet import start_tensorflow
 
 
@@ -46,6 +48,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=True,
                         help="average each image with its mirror (more accurate, half the speed; "
                              "measured in the results docs)")
+    parser.add_argument("--trust-anchors", metavar="PEM", default=os.environ.get(TRUST_ANCHORS_ENV_VAR),
+                        help="a PEM file of trusted Content Credentials (C2PA) root certificates, e.g. the "
+                             "official C2PA trust list (default: $AIDETECT_TRUST_ANCHORS; none: signers are "
+                             "named but not checked against a trust list)")
     parser.add_argument("--explain", metavar="DIR", help="also write a heatmap overlay PNG per image here")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up messages")
     args = parser.parse_args(argv)
@@ -53,7 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     try:
         check_decision(args.threshold, args.uncertain_band)
-    except ValueError as error:
+        args.trust_anchors = read_trust_anchors(args.trust_anchors)
+    except (OSError, ValueError) as error:
         parser.error(str(error))
     return args
 
@@ -115,7 +122,8 @@ def main(argv=None) -> int:
 
         done, classified = [], 0
         for position, result in enumerate(batch.classify_files(predictor, files, args.batch_size,
-                                                                args.threshold, args.uncertain_band), first):
+                                                                args.threshold, args.uncertain_band,
+                                                                trust_anchors=args.trust_anchors), first):
             if not result.error:
                 classified += 1
                 if args.explain:

@@ -1,18 +1,24 @@
 """The one safe image loader, shared by data preparation, training, the CLI and the web app.
 
-bytes or a path in, an RGB uint8 array out, or an ImageError whose message is one line a user can
-act on. Headers are checked before pixels are decoded, so decompression bombs are refused cheaply.
+bytes or a path in, an RGB uint8 array out (and, for the evidence reader, the file's bytes and the
+metadata Pillow read on the way: provenance.py), or an ImageError whose message is one line a user
+can act on. Headers are checked before pixels are decoded, so decompression bombs are refused cheaply.
+HEIC/HEIF (iPhones) are read through pillow-heif, AVIF through Pillow itself.
 """
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+import pillow_heif
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")   # GIF, TIFF: first frame
+pillow_heif.register_heif_opener()
+# GIF, TIFF: first frame; HEIC/HEIF: the primary image
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif", ".avif")
 MAX_FILE_BYTES = 20 * 1024 * 1024      # same as the web app's upload limit (.streamlit/config.toml)
 MAX_PIXELS = 40_000_000                 # ~6300x6300; larger headers are refused before decoding
 
@@ -66,8 +72,54 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(source: Source) -> np.ndarray:
-    """Decode an image file (first frame, EXIF orientation applied) to an HxWx3 uint8 array."""
+MAX_METADATA_BYTES = 1024 * 1024       # an XMP packet or text chunk larger than this is not read
+EXIF_IFD, GPS_IFD = ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo
+
+
+@dataclass(frozen=True)
+class FileMetadata:
+    """What the file says besides its pixels, as read while decoding (nothing is decoded twice)."""
+    data: bytes = b""                   # the whole file: the C2PA reader checks it against its signed hash
+    format: str = ""                    # Pillow's name for it: "JPEG", "PNG", "HEIF", "AVIF", ...
+    text: Dict[str, str] = field(default_factory=dict)      # PNG/WebP text chunks (str values)
+    exif: Dict[int, object] = field(default_factory=dict)   # base IFD and Exif IFD tags, merged
+    has_gps: bool = False
+    xmp: bytes = b""
+    notes: Tuple[str, ...] = ()         # metadata that could not be read, one line each
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    rgb: np.ndarray                     # HxWx3 uint8, first frame, EXIF orientation applied
+    metadata: FileMetadata
+
+
+def _capped(value, notes: List[str], what: str):
+    if isinstance(value, (bytes, str)) and len(value) > MAX_METADATA_BYTES:
+        notes.append(f"{what} is too large to read ({len(value) / 2**20:.1f} MiB)")
+        return type(value)()
+    return value
+
+
+def _read_metadata(image: Image.Image, data: bytes) -> FileMetadata:
+    """The metadata the evidence reader needs; a part that cannot be read becomes a note."""
+    notes: List[str] = []
+    text = {key: _capped(value, notes, f"text chunk {key!r}") for key, value in image.info.items()
+            if isinstance(key, str) and isinstance(value, str)}
+    xmp = image.info.get("xmp", b"")
+    xmp = _capped(xmp.encode() if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else b"", notes, "XMP")
+    exif, has_gps = {}, False
+    try:
+        tags = image.getexif()
+        exif = {**dict(tags), **dict(tags.get_ifd(EXIF_IFD))}
+        has_gps = bool(tags.get_ifd(GPS_IFD))
+    except Exception as error:  # a malformed EXIF block costs its tags, never the image
+        notes.append(f"EXIF could not be read ({type(error).__name__})")
+    return FileMetadata(data, image.format or "", text, exif, has_gps, xmp, tuple(notes))
+
+
+def load_image(source: Source) -> LoadedImage:
+    """Decode an image file (first frame, EXIF orientation applied) and keep what its metadata says."""
     data = _read_bytes(source)
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -76,8 +128,9 @@ def load_rgb(source: Source) -> np.ndarray:
                 raise ImageError(f"image is too large ({width}x{height} pixels > {MAX_PIXELS:,})")
             image.seek(0)                      # animated GIF/WebP: the first frame
             image.load()
+            metadata = _read_metadata(image, data)
             upright = ImageOps.exif_transpose(image)
-            return np.asarray(_to_rgb(upright), dtype=np.uint8).copy()
+            return LoadedImage(np.asarray(_to_rgb(upright), dtype=np.uint8).copy(), metadata)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -89,11 +142,22 @@ def load_rgb(source: Source) -> np.ndarray:
         raise ImageError(f"cannot decode image: {reason}") from None
 
 
-def try_load_rgb(source: Source) -> Tuple[Optional[np.ndarray], Optional[str]]:
-    """load_rgb without raising, whatever the file holds: (array, None) or (None, one-line reason)."""
+def load_rgb(source: Source) -> np.ndarray:
+    """Decode an image file to an HxWx3 uint8 array (load_image without the metadata)."""
+    return load_image(source).rgb
+
+
+def try_load_image(source: Source) -> Tuple[Optional[LoadedImage], Optional[str]]:
+    """load_image without raising, whatever the file holds: (image, None) or (None, one-line reason)."""
     try:
-        return load_rgb(source), None
+        return load_image(source), None
     except ImageError as error:
         return None, str(error)
     except Exception as bug:  # a decoder bug on one odd file must not stop a batch, a page or `prepare`
         return None, f"cannot decode image: {type(bug).__name__}"
+
+
+def try_load_rgb(source: Source) -> Tuple[Optional[np.ndarray], Optional[str]]:
+    """try_load_image's pixels: (array, None) or (None, one-line reason)."""
+    loaded, error = try_load_image(source)
+    return (loaded.rgb if loaded else None), error

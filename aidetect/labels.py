@@ -28,10 +28,19 @@ def predicted_index(prob_ai: float) -> int:
     return FAKE_INDEX if prob_ai >= 0.5 else REAL_INDEX
 
 
+# which rule decided a verdict (the `rule` column): the file's own declaration wins over the pixels
+RULE_DECLARED = "file declares AI"          # C2PA or IPTC/XMP digital source type
+RULE_GENERATOR = "generator settings"       # a Stable Diffusion front end's settings in the file
+RULE_PIXELS = "pixels"
+RULE_SCOPE = "outside the model's scope"
+
+
 @dataclass(frozen=True)
 class Verdict:
-    label: str           # "AI-generated", "Real" or "Uncertain"
-    prob_ai: float       # probability of the AI-generated class in [0, 1]; the one number shown
+    label: str           # "AI-generated", "Real", "Uncertain" or OUT_OF_SCOPE_LABEL
+    prob_ai: float       # the pixels' probability of the AI-generated class in [0, 1], always shown
+    rule: str = RULE_PIXELS     # which rule decided
+    reason: str = ""     # why, in words: what the file says and what the pixels say
 
 
 def format_probability(prob: float) -> str:
@@ -61,17 +70,41 @@ def check_decision(threshold: float, uncertain_band: float) -> None:
         raise ValueError(f"uncertain band must be >= 0, got {uncertain_band}")
 
 
-def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD,
-            uncertain_band: float = DEFAULT_UNCERTAIN_BAND, out_of_scope: bool = False) -> Verdict:
-    """Turn the probability of "AI-generated" into a label.
+def _pixel_verdict(p: float, threshold: float, uncertain_band: float, out_of_scope: bool) -> Verdict:
+    said = f"the pixels say {format_probability(p)} AI-generated"
+    if out_of_scope:
+        return Verdict(OUT_OF_SCOPE_LABEL, p, RULE_SCOPE,
+                       f"{said}, but the image is unlike anything the model learned from: no verdict")
+    if uncertain_band > 0 and abs(p - threshold) <= uncertain_band:
+        return Verdict(UNCERTAIN_LABEL, p, RULE_PIXELS,
+                       f"{said}, within {uncertain_band:.0%} of the {threshold:.0%} threshold: too close to call")
+    side = "at or above" if p >= threshold else "below"
+    return Verdict(AI_LABEL if p >= threshold else REAL_LABEL, p, RULE_PIXELS, f"{said}, {side} the {threshold:.0%} threshold")
 
-    An input unlike the model's training images (out_of_scope) gets OUT_OF_SCOPE_LABEL, whatever
-    its probability; inside [threshold - band, threshold + band] (band > 0) the answer is "Uncertain".
+
+def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
+            out_of_scope: bool = False, evidence=None) -> Verdict:
+    """Turn what the file says (evidence: provenance.Evidence, None = not read) and the pixels'
+    probability of "AI-generated" into a label and its reason. The one place these rules live:
+
+    - the file declares generative AI (signed C2PA, or an IPTC/XMP source type) -> AI-generated,
+      whatever the pixels say; so do a generator's settings written into the file (unsigned);
+    - otherwise the pixels decide: an input unlike the model's training images (out_of_scope) gets
+      OUT_OF_SCOPE_LABEL; inside [threshold - band, threshold + band] (band > 0) "Uncertain";
+    - content changed after signing, a camera or capture claim, or no evidence at all never turn
+      the pixels' verdict around: they are said beside it (camera EXIF is easy to forge).
     """
     check_decision(threshold, uncertain_band)
     p = float(prob_ai)
-    if out_of_scope:
-        return Verdict(OUT_OF_SCOPE_LABEL, p)
-    if uncertain_band > 0 and abs(p - threshold) <= uncertain_band:
-        return Verdict(UNCERTAIN_LABEL, p)
-    return Verdict(AI_LABEL if p >= threshold else REAL_LABEL, p)
+    pixels = _pixel_verdict(p, threshold, uncertain_band, out_of_scope)
+    if evidence is None:
+        return pixels
+    if evidence.kind in ("c2pa-ai", "iptc-ai"):
+        return Verdict(AI_LABEL, p, RULE_DECLARED, f"the file declares it: {evidence.detail} ({pixels.reason})")
+    if evidence.kind == "generator-metadata":
+        return Verdict(AI_LABEL, p, RULE_GENERATOR, f"{evidence.detail} ({pixels.reason})")
+    if evidence.kind == "altered":
+        context = f"{evidence.detail}, so the declaration no longer vouches for these pixels"
+    else:
+        context = evidence.detail + ("" if evidence.kind == "none" else "; context only, it does not decide")
+    return Verdict(pixels.label, p, pixels.rule, f"{pixels.reason}; {context}")

@@ -19,6 +19,7 @@ from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, verdi
 from .model import MODEL_FILE, load_model, model_file, model_image_size
 from .preprocess import model_views, to_inputs, view_count
 from . import images as image_files
+from .provenance import read_evidence
 from .results import Result
 
 MODEL_ENV_VAR = "AIDETECT_MODEL"
@@ -239,44 +240,50 @@ class Predictor:
         return scores, (scores > self.scope.threshold) | plain
 
     def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
-                images: Optional[Sequence] = None, routes: Optional[Sequence[str]] = None) -> List[Result]:
-        """One Result per image of a batch of this model's inputs: probability, scope and verdict,
-        and (routes) why this model answered it."""
+                images: Optional[Sequence] = None, routes: Optional[Sequence[str]] = None,
+                evidence: Optional[Sequence] = None) -> List[Result]:
+        """One Result per image of a batch of this model's inputs: probability, scope, (routes) why
+        this model answered it, and the verdict of labels.verdict from the pixels and (evidence)
+        what each file says about itself."""
         prob_ai = self.prob_ai_batch(batch)
         scores, outside = self.scope_batch(batch)
-        return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out)),
+        evidence = evidence if evidence is not None else [None] * len(names)
+        return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out), evidence[i]),
                        image=None if images is None else images[i],
                        scope_score=None if scores is None else float(scores[i]), out_of_scope=bool(out),
-                       model=self.name, route="" if routes is None else routes[i])
+                       model=self.name, route="" if routes is None else routes[i], evidence=evidence[i])
                 for i, (name, p, out) in enumerate(zip(names, prob_ai, outside))]
 
-    def answer(self, names: Sequence[str], decoded: Iterable, threshold: float = DEFAULT_THRESHOLD,
-               uncertain_band: float = DEFAULT_UNCERTAIN_BAND, keep_images: bool = False) -> List[Result]:
-        """One Result per (decoded RGB or None, error or None) pair, each answered by the model
-        route() chooses for it, in the order of names. Pairs are consumed one at a time: only the
-        models' inputs stay in memory, not the full-size images (unless keep_images)."""
+    def answer(self, names: Sequence[str], loaded: Iterable, threshold: float = DEFAULT_THRESHOLD,
+               uncertain_band: float = DEFAULT_UNCERTAIN_BAND, keep_images: bool = False,
+               trust_anchors: str = "") -> List[Result]:
+        """One Result per (images.LoadedImage or None, error or None) pair, each answered by the
+        model route() chooses for it and with its file's evidence (read against trust_anchors, a PEM
+        list; '' = none), in the order of names. Pairs are consumed one at a time: only the models'
+        inputs stay in memory, not the full-size images (unless keep_images)."""
         answered, groups = {}, {}
-        for i, (rgb, error) in enumerate(decoded):
+        for i, (image, error) in enumerate(loaded):
             if error:
                 answered[i] = Result(names[i], error=error)
                 continue
-            predictor, reason = self.route(rgb)
+            predictor, reason = self.route(image.rgb)
             groups.setdefault(id(predictor), (predictor, []))[1].append(
-                (i, predictor.inputs(rgb), reason, rgb if keep_images else None))
+                (i, predictor.inputs(image.rgb), reason, image.rgb if keep_images else None,
+                 read_evidence(image.metadata, trust_anchors)))
         for predictor, members in groups.values():
-            index = [member[0] for member in members]
+            index, inputs, reasons, rgbs, evidence = zip(*members)
             answered.update(zip(index, predictor.results(
-                [names[i] for i in index], np.stack([member[1] for member in members]).astype(np.float32),
-                threshold, uncertain_band, [member[3] for member in members], [member[2] for member in members])))
+                [names[i] for i in index], np.stack(inputs).astype(np.float32),
+                threshold, uncertain_band, rgbs, reasons, evidence)))
         return [answered[i] for i in range(len(names))]
 
     def classify(self, sources: Sequence, names: Optional[Sequence[str]] = None,
                  threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
-                 keep_images: bool = False) -> List[Result]:
+                 keep_images: bool = False, trust_anchors: str = "") -> List[Result]:
         """Classify bytes/paths together; unreadable ones get a Result with an error."""
         names = list(names) if names is not None else [str(s) for s in sources]
-        return self.answer(names, (image_files.try_load_rgb(source) for source in sources),
-                           threshold, uncertain_band, keep_images)
+        return self.answer(names, (image_files.try_load_image(source) for source in sources),
+                           threshold, uncertain_band, keep_images, trust_anchors)
 
     def classify_one(self, source, name: str = "", **options) -> Result:
         return self.classify([source], [name or str(source)], **options)[0]

@@ -13,6 +13,7 @@ import numpy as np
 
 from .files import write_atomically
 from .labels import Verdict
+from .provenance import Evidence
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,24 @@ class Result:
     out_of_scope: bool = False
     model: str = ""                           # the run folder of the model that answered
     route: str = ""                           # why that model, and what it looked at (Predictor.route)
+    evidence: Optional[Evidence] = None       # what the file itself says (provenance.py); None: unread
 
     @property
     def label(self) -> str:
         return self.verdict.label if self.verdict else ""
 
 
-COLUMNS = ("path", "label", "prob_ai", "error", "model", "route")    # the first four since the seed
+# the first four since the seed; then who answered, which rule decided and why, what the file says
+COLUMNS = ("path", "label", "prob_ai", "error", "model", "route", "rule", "reason", "provenance", "provenance_detail")
 SCOPE_COLUMN = "scope_score"            # after COLUMNS, where the model has a scope (scope.py)
 EXPLANATION_COLUMN = "explanation"      # classify.py --explain: the overlay's file
+
+
+def describe_evidence(evidence: Optional[Evidence]) -> str:
+    """The evidence's detail line, with any metadata that could not be read noted after it."""
+    if evidence is None:
+        return ""
+    return "; ".join((evidence.detail,) + tuple(f"note: {note}" for note in evidence.notes))
 
 
 def to_row(result: Result) -> Dict[str, str]:
@@ -46,6 +56,10 @@ def to_row(result: Result) -> Dict[str, str]:
         "error": result.error or "",
         "model": result.model,
         "route": result.route,
+        "rule": result.verdict.rule if result.verdict else "",
+        "reason": result.verdict.reason if result.verdict else "",
+        "provenance": result.evidence.kind if result.evidence else "",
+        "provenance_detail": describe_evidence(result.evidence),
         SCOPE_COLUMN: "" if result.scope_score is None else f"{result.scope_score:.2f}",
         EXPLANATION_COLUMN: result.explanation,
     }
