@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from aidetect import explain, images, results
+from aidetect import explain, images, provenance, results
 from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, OUT_OF_SCOPE_LABEL, REAL_LABEL,
                              UNCERTAIN_LABEL, describe_decision, format_probability, verdict)
 from aidetect.model import ModelError
@@ -106,10 +106,10 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(image)
 
 
-def analyse(predictor: Predictor, name: str, data: bytes) -> Analysis:
+def analyse(predictor: Predictor, name: str, data: bytes, trust_anchors: str = "") -> Analysis:
     """Classify one upload and explain the model's own answer (independent of the threshold)."""
     try:
-        result = predictor.classify_one(data, name, keep_images=True)
+        result = predictor.classify_one(data, name, keep_images=True, trust_anchors=trust_anchors)
         if result.error:
             return Analysis(result)
         explained, heatmap = explain.explain_answer(predictor, result.image, result.prob_ai)
@@ -120,28 +120,29 @@ def analyse(predictor: Predictor, name: str, data: bytes) -> Analysis:
         return Analysis(Result(name, error=f"could not analyse this image ({type(error).__name__})"))
 
 
-def analyse_uploads(predictor: Predictor, uploads) -> List[Analysis]:
-    """Analyse each upload once per session and model (progress bar when several are new); forget
-    removed uploads and other models' answers."""
-    done: Dict[Tuple[str, str], Analysis] = st.session_state.setdefault("analyses", {})
-    keys = {(str(predictor.model_path), upload.file_id) for upload in uploads}
-    for key in set(done) - keys:
-        del done[key]
-    new = [upload for upload in uploads if (str(predictor.model_path), upload.file_id) not in done]
+def analyse_uploads(predictor: Predictor, uploads, trust_anchors: str = "") -> List[Analysis]:
+    """Analyse each upload once per session, model and trust list (progress bar when several are
+    new); forget removed uploads and other models' or trust lists' answers."""
+    done: Dict[Tuple[str, int, str], Analysis] = st.session_state.setdefault("analyses", {})
+    key = lambda upload: (str(predictor.model_path), hash(trust_anchors), upload.file_id)  # noqa: E731
+    for stale in set(done) - {key(upload) for upload in uploads}:
+        del done[stale]
+    new = [upload for upload in uploads if key(upload) not in done]
     progress = st.progress(0.0, text="Classifying…") if len(new) > 1 else None
     for count, upload in enumerate(new, start=1):
-        done[(str(predictor.model_path), upload.file_id)] = analyse(predictor, upload.name, upload.getvalue())
+        done[key(upload)] = analyse(predictor, upload.name, upload.getvalue(), trust_anchors)
         if progress:
             progress.progress(count / len(new), text=f"Classified {count} of {len(new)} images")
     if progress:
         progress.empty()
-    return [done[(str(predictor.model_path), upload.file_id)] for upload in uploads]
+    return [done[key(upload)] for upload in uploads]
 
 
 def relabel(result: Result, threshold: float, band: float) -> Result:
     if result.prob_ai is None:
         return result
-    return dataclasses.replace(result, verdict=verdict(result.prob_ai, threshold, band, result.out_of_scope))
+    return dataclasses.replace(result, verdict=verdict(result.prob_ai, threshold, band, result.out_of_scope,
+                                                       result.evidence))
 
 
 def show_model_note(predictor: Predictor) -> None:
@@ -218,21 +219,64 @@ def threshold_controls() -> Tuple[float, float]:
             "Uncertain band (±)", 0.0, MAX_UNCERTAIN_BAND, DEFAULT_UNCERTAIN_BAND, 0.01, key="uncertain_band",
             help="Images this close to the threshold are labelled Uncertain instead of guessed. "
                  "0 = always decide.")
+        st.caption(f"From the pixels: {describe_decision(threshold, band)} A file that declares AI "
+                   "generation (Content Credentials, IPTC/XMP, generator settings) is AI-generated whatever "
+                   "the pixels say.")
     return threshold, band
+
+
+def trust_list_control() -> str:
+    """The sidebar's optional trust list for Content Credentials: a PEM file (e.g. the official C2PA
+    trust list); without one, signers are named but not checked against a list."""
+    with st.sidebar:
+        upload = st.file_uploader("Trust list for Content Credentials (optional)", type=["pem", "crt"],
+                                  key="trust_list", help="A PEM file of root certificates you trust, e.g. the "
+                                  "official C2PA trust list. Without one, signers are named but not checked.")
+    if upload is None:
+        return ""
+    text = upload.getvalue().decode("ascii", "replace")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        st.sidebar.error("That file holds no PEM certificate (-----BEGIN CERTIFICATE-----); it is not used.")
+        return ""
+    return text
 
 
 def show_summary(labelled: List[Result]) -> None:
     st.subheader("Summary")
     rows = [{"file": r.name,
              "verdict": VERDICT_TEXT.get(r.label, f"unreadable: {r.error}"),
-             "probability AI-generated": "" if r.prob_ai is None else format_probability(r.prob_ai)}
+             "probability AI-generated": "" if r.prob_ai is None else format_probability(r.prob_ai),
+             "decided by": r.verdict.rule if r.verdict else "",
+             "file evidence": r.evidence.kind if r.evidence else ""}
             for r in labelled]
     st.dataframe(rows, hide_index=True)          # the CSV download keeps the exact probabilities
     st.download_button("Download as CSV", results.to_csv(labelled), file_name="aidetect_results.csv",
                        mime="text/csv", on_click="ignore")
 
 
-def show_result(result: Result, overlay: Optional[np.ndarray], rule: str) -> None:
+EVIDENCE_HEADLINE = {"c2pa-ai": "The file declares it is AI-generated (Content Credentials)",
+                     "iptc-ai": "The file declares it is AI-generated (IPTC/XMP metadata)",
+                     "generator-metadata": "The file holds an AI generator's settings",
+                     "altered": "Content Credentials present, but the image changed after signing",
+                     "c2pa-capture": "Content Credentials declare a camera capture",
+                     "iptc-capture": "The metadata declares a camera capture",
+                     "c2pa": "Content Credentials present", "camera-exif": "The file names a camera",
+                     "none": "Nothing in the file says where it came from"}
+
+
+def show_evidence(result: Result) -> None:
+    """What the file says, what the pixels say, and which rule decided: kept apart, as verification
+    tools do."""
+    evidence = result.evidence or provenance.Evidence()
+    st.markdown("**Evidence**")
+    st.markdown(f"- What the file says: **{EVIDENCE_HEADLINE.get(evidence.kind, evidence.kind)}** — "
+                f"{plain(results.describe_evidence(evidence))}")
+    st.markdown(f"- What the pixels say: {format_probability(result.prob_ai)} AI-generated "
+                f"({plain(result.model)})")
+    st.markdown(f"- Decided by: **{result.verdict.rule}**")
+
+
+def show_result(result: Result, overlay: Optional[np.ndarray]) -> None:
     with st.container(border=True):
         if result.error:
             st.error(f"**{plain(result.name)}** can't be classified: {plain(result.error)}")
@@ -243,8 +287,11 @@ def show_result(result: Result, overlay: Optional[np.ndarray], rule: str) -> Non
             label = result.verdict.label
             st.markdown(f"#### :{VERDICT_COLOUR[label]}[**{VERDICT_TEXT[label]}**]")
             st.markdown(f"Probability AI-generated: **{format_probability(result.prob_ai)}**")
-            st.caption(SCOPE_NOTE if label == OUT_OF_SCOPE_LABEL else rule)
+            st.caption(f"Why: {plain(result.verdict.reason)}.")
+            if label == OUT_OF_SCOPE_LABEL:
+                st.caption(SCOPE_NOTE)
             st.caption(f"Answered by {plain(result.route)}")
+            show_evidence(result)
             with st.expander("Explanation heatmap"):
                 st.image(overlay, width=DISPLAY_WIDTH)
                 st.caption(explain.HOW_TO_READ)
@@ -261,18 +308,20 @@ def main() -> None:
         return
     show_model_note(predictor)
     threshold, band = threshold_controls()
+    trust_anchors = trust_list_control()
     uploads = st.file_uploader(
         "Choose images...", type=list(images.IMAGE_EXTENSIONS), accept_multiple_files=True,
-        help=f"JPG, PNG, WebP, BMP, GIF or TIFF, up to {images.MAX_FILE_BYTES // 2**20} MB each; several at once.")
+        help=f"JPG, PNG, WebP, HEIC, AVIF, BMP, GIF or TIFF, up to {images.MAX_FILE_BYTES // 2**20} MB each; "
+             "several at once.")
     if not uploads:
         return
-    analyses = analyse_uploads(predictor, uploads)
+    analyses = analyse_uploads(predictor, uploads, trust_anchors)
     with st.spinner("Updating the verdicts…"):
         labelled = [relabel(analysis.result, threshold, band) for analysis in analyses]
         if len(labelled) > 1:
             show_summary(labelled)
         for analysis, result in zip(analyses, labelled):
-            show_result(result, analysis.overlay, describe_decision(threshold, band))
+            show_result(result, analysis.overlay)
 
 
 main()

@@ -105,7 +105,7 @@ def _read_metadata(image: Image.Image, data: bytes) -> FileMetadata:
     """The metadata the evidence reader needs; a part that cannot be read becomes a note."""
     notes: List[str] = []
     text = {key: _capped(value, notes, f"text chunk {key!r}") for key, value in image.info.items()
-            if isinstance(key, str) and isinstance(value, str)}
+            if isinstance(key, str) and isinstance(value, str) and key != "XML:com.adobe.xmp"}   # PNG XMP: below
     xmp = image.info.get("xmp", b"")
     xmp = _capped(xmp.encode() if isinstance(xmp, str) else xmp if isinstance(xmp, bytes) else b"", notes, "XMP")
     exif, has_gps = {}, False

@@ -11,6 +11,7 @@ from aidetect import batch, results  # noqa: E402
 from aidetect.beam_pipeline import HEADER, classify_pattern, csv_row  # noqa: E402
 from aidetect.predict import Predictor  # noqa: E402
 from aidetect.results import Result  # noqa: E402
+from tests import evidence_files  # noqa: E402
 
 pytestmark = [pytest.mark.slow]
 
@@ -23,6 +24,7 @@ def test_direct_runner_writes_the_rows_classify_writes(tmp_path, sample_dir, tin
             shutil.copy(image, inputs)
     (inputs / "broken.jpg").write_bytes(b"not a jpeg")
     (inputs / "notes.txt").write_text("not an image extension: skipped")
+    (inputs / "settings.png").write_bytes(evidence_files.png_with_text(evidence_files.GENERATOR_PNGS["comfyui.png"]))
 
     with beam.Pipeline(runner="DirectRunner") as pipeline:
         classify_pattern(pipeline, str(inputs / "*"), str(tmp_path / "out" / "results"),
@@ -35,12 +37,15 @@ def test_direct_runner_writes_the_rows_classify_writes(tmp_path, sample_dir, tin
             assert tuple(reader.fieldnames) == results.COLUMNS + ("scope_score",)
             rows += list(reader)
     rows.sort(key=lambda row: row["path"])
+    assert next(row for row in rows if row["path"].endswith("settings.png"))["provenance"] == "generator-metadata"
 
     files = batch.list_inputs([str(inputs)])
     expected = list(batch.classify_files(Predictor.load(tiny_model_path), files, progress=False))
     assert [row["path"] for row in rows] == files
     for row, result in zip(rows, expected):
         assert (row["label"], row["error"]) == (result.label, result.error or "")
+        assert (row["rule"], row["provenance"]) == ((result.verdict.rule, result.evidence.kind) if result.verdict
+                                                    else ("", ""))
         if not result.error:
             assert float(row["prob_ai"]) == pytest.approx(result.prob_ai, abs=2e-6)
 

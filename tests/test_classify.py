@@ -38,7 +38,7 @@ def csv_rows(text):
 def test_csv_on_stdout_keeps_paths_as_given_and_goes_on_after_bad_files(image_dir, tiny_model_path, capsys):
     status, out, err = run(capsys, "./images/", "./images/REAL", "--model", tiny_model_path)
     assert status == 0
-    assert out.splitlines()[0] == "path,label,prob_ai,error,model,route"
+    assert out.splitlines()[0] == "path,label,prob_ai,error,model,route,rule,reason,provenance,provenance_detail"
     rows = csv_rows(out)
     assert {row["model"] for row in rows if not row["error"]} == {Path(tiny_model_path).parent.name}
     assert all("shrunk to 32x32 px" in row["route"] for row in rows if not row["error"])
@@ -96,7 +96,8 @@ def test_explain_writes_one_overlay_per_classified_image(image_dir, tiny_model_p
     overlays = sorted((image_dir.parent / "overlays").iterdir())
     assert len(overlays) == 4 and all(p.suffix == ".png" for p in overlays)
     rows = csv_rows(out)
-    assert list(rows[0]) == ["path", "label", "prob_ai", "error", "model", "route", "explanation"]
+    assert list(rows[0]) == ["path", "label", "prob_ai", "error", "model", "route", "rule", "reason", "provenance",
+                             "provenance_detail", "explanation"]
     named = {(image_dir.parent / row["explanation"]).resolve() for row in rows if row["explanation"]}
     assert named == {p.resolve() for p in overlays}
     assert [row["explanation"] for row in rows if row["error"]] == [""]       # broken.png: no overlay
@@ -163,7 +164,8 @@ def test_writing_results_does_not_import_tensorflow():
             "r = results.Result('a.png', 0.9, verdict(0.9)); print(results.to_csv([r]).splitlines()[1]); "
             "print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["a.png,AI-generated,0.900000,,,", "False"]
+    row, imported = out.splitlines()
+    assert row.startswith("a.png,AI-generated,0.900000,,,,pixels,") and imported == "False"
 
 
 def test_missing_paths_are_reported_one_line_each_before_the_model_loads(image_dir, capsys, monkeypatch):

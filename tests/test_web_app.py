@@ -140,23 +140,29 @@ def encoded(format_name: str, size) -> bytes:
     return buffer.getvalue()
 
 
-def test_png_webp_bmp_and_large_photos(monkeypatch, ai_model_path):
+def test_png_webp_bmp_heic_avif_and_large_photos(monkeypatch, ai_model_path):
     files = [("photo.png", encoded("PNG", (1600, 1200)), "image/png"),
              ("small.webp", encoded("WEBP", (48, 40)), "image/webp"),
-             ("old.bmp", encoded("BMP", (64, 64)), "image/bmp")]
+             ("old.bmp", encoded("BMP", (64, 64)), "image/bmp"),
+             ("iphone.heic", encoded("HEIF", (120, 90)), "image/heic"),       # written by pillow-heif
+             ("web.avif", encoded("AVIF", (96, 64)), "image/avif")]
     page = open_page(monkeypatch, ai_model_path, files)
-    assert not page.error and len(verdicts(page)) == 3
-    assert set(page.file_uploader[0].allowed_type) == {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+    assert not page.error and len(verdicts(page)) == 5
+    assert set(page.file_uploader[0].allowed_type) >= {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif",
+                                                       ".tiff", ".heic", ".heif", ".avif"}
 
 
 def test_threshold_and_uncertain_band_change_verdicts(monkeypatch, ai_model_path, sample_dir):
     page = open_page(monkeypatch, ai_model_path, uploads(sample_dir / "REAL", 2))
     assert all("AI-generated" in v for v in verdicts(page))
-    assert [c.value for c in page.caption].count(
-        "AI-generated at 50% or more, Real below; Uncertain from 40% to 60%.") == 2    # the shared defaults
+    captions = [c.value for c in page.caption]
+    assert any("AI-generated at 50% or more, Real below; Uncertain from 40% to 60%." in c for c in captions)
+    assert sum(c.startswith("Why: the pixels say") and "at or above the 50% threshold" in c for c in captions) == 2
     set_sliders(page, threshold=1.0, uncertain_band=0.0)
     assert len(verdicts(page)) == 2 and all("Real" in v for v in verdicts(page))
-    assert "AI-generated at 100% or more, Real below." in [c.value for c in page.caption]
+    captions = [c.value for c in page.caption]
+    assert any("AI-generated at 100% or more, Real below." in c for c in captions)
+    assert sum("below the 100% threshold" in c for c in captions) == 2
     set_sliders(page, threshold=0.8, uncertain_band=0.25)
     assert all("Uncertain — review manually" in v for v in verdicts(page))
     assert not page.exception
@@ -222,3 +228,20 @@ def test_a_native_model_says_what_it_reads_and_which_model_answered_each_image(m
     answered = [c.value for c in page.caption if c.value.startswith("Answered by ")]
     assert "native\\-run" in answered[0] and "640x480 px" in answered[0]
     assert answered[1].startswith("Answered by compact") and "40x40 px is smaller than" in answered[1]
+
+
+def test_evidence_section_for_a_declared_ai_upload(monkeypatch, ai_model_path):
+    pytest.importorskip("c2pa", reason="c2pa-python is not installed")
+    from tests import evidence_files
+    signed = evidence_files.signed(evidence_files.make_signing_ca())
+    page = open_page(monkeypatch, ai_model_path, [("declared.jpg", signed, "image/jpeg"),
+                                                   ("plain.jpg", evidence_files.picture("JPEG"), "image/jpeg")])
+    assert len(verdicts(page)) == 2 and "AI-generated" in verdicts(page)[0]
+    texts = [m.value for m in page.markdown]
+    assert any(t.startswith("- What the file says: **The file declares it is AI-generated (Content Credentials)**")
+               and "aidetect Test Signer" in t for t in texts)
+    assert any(t.startswith("- What the file says: **Nothing in the file says where it came from**") for t in texts)
+    assert sum(t.startswith("- What the pixels say: ") for t in texts) == 2
+    assert "- Decided by: **file declares AI**" in texts
+    summary = page.dataframe[0].value
+    assert list(summary["file evidence"]) == ["c2pa-ai", "none"]
