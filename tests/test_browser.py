@@ -27,9 +27,13 @@ def page_url(tiny_model_path, tmp_path):
         yield server.url
 
 
-def test_upload_two_images_and_a_corrupt_file(page_url, sample_dir):
+def test_upload_two_images_a_declared_ai_image_and_a_corrupt_file(page_url, sample_dir):
+    from tests import evidence_files
+
     files = [{"name": path.name, "mimeType": "image/jpeg", "buffer": path.read_bytes()}
              for path in (sample_dir / "REAL" / "real_000.jpg", sample_dir / "FAKE" / "fake_000.jpg")]
+    files.append({"name": "declared.jpg", "mimeType": "image/jpeg",       # signed Content Credentials
+                  "buffer": evidence_files.signed(evidence_files.make_signing_ca())})
     files.append({"name": "corrupt.jpg", "mimeType": "image/jpeg", "buffer": b"this is not a picture"})
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -37,14 +41,17 @@ def test_upload_two_images_and_a_corrupt_file(page_url, sample_dir):
             page = browser.new_page(viewport={"width": 1200, "height": 2000})
             page.goto(page_url)
             page.get_by_text("Choose images...").wait_for(timeout=VERDICTS_S * 1000)
-            page.locator("input[type=file]").set_input_files(files)
+            images_input = page.get_by_test_id("stFileUploader").filter(has_text="Choose images...")
+            images_input.locator("input[type=file]").set_input_files(files)
 
             expect = sync_api.expect
-            expect(page.get_by_text("Probability AI-generated:")).to_have_count(2, timeout=VERDICTS_S * 1000)
+            expect(page.get_by_text("Probability AI-generated:")).to_have_count(3, timeout=VERDICTS_S * 1000)
             verdicts = (page.get_by_text("AI-generated", exact=True)
                         .or_(page.get_by_text("Real", exact=True))
                         .or_(page.get_by_text("Uncertain — review manually", exact=True)))
-            expect(verdicts).to_have_count(2)
+            expect(verdicts).to_have_count(3)
+            expect(page.get_by_text("The file declares it is AI-generated (Content Credentials)")).to_have_count(1)
+            expect(page.get_by_text("Decided by: file declares AI")).to_have_count(1)
             expect(page.get_by_text("can't be classified: not an image file")).to_have_count(1)
             expect(page.get_by_text("Traceback")).to_have_count(0)
             explanation = page.get_by_test_id("stExpander").first
