@@ -142,11 +142,12 @@ def relabel(result: Result, threshold: float, band: float) -> Result:
     if result.prob_ai is None:
         return result
     return dataclasses.replace(result, verdict=verdict(result.prob_ai, threshold, band, result.out_of_scope,
-                                                       result.evidence))
+                                                       result.evidence, result.cap))
 
 
 def show_model_note(predictor: Predictor) -> None:
-    """What the answering model was trained on and how it measured, from its run folder's records."""
+    """What the answering model is bad at first, then what it was trained on and how it measured,
+    from its run folder's records."""
     info = predictor.run_info()
     warning = reliability_warning(info)
     if warning:
@@ -154,23 +155,21 @@ def show_model_note(predictor: Predictor) -> None:
     if predictor.view == "native":
         show_native_model_note(predictor, info)
         return
+    st.warning(f"**What this model is bad at.** {predictor.worth('full-size').caveat} "
+               f"{other_generators(info.get('wild', {}))} Treat a verdict as a hint, not as proof.")
     accuracy = info.get("metrics", {}).get("accuracy")
-    measured = (f"Its measured accuracy on the CIFAKE test set is **{accuracy:.1%}**."
+    measured = (f"On CIFAKE's test images it was right on {round(accuracy * 100)} of 100."
                 if isinstance(accuracy, (int, float)) else
                 "Its test accuracy was not recorded (no metrics.json beside the model).")
+    robustness = info.get("robustness", {})
+    processing = (f" After ordinary photo processing (JPEG, blur, sharpening, resizing, brightness, contrast, "
+                  f"grey) it was right on {round(robustness['worst_accuracy'] * 100)} of 100 at worst "
+                  f"({robustness['worst_change']})." if isinstance(robustness.get("worst_accuracy"), (int, float))
+                  else " How it copes with ordinary photo processing was not measured.")
     st.info(f"**What this model knows** (answering: {plain(describe_model(str(predictor.model_path)))}). "
             f"It was trained on CIFAKE: small {predictor.image_size}×{predictor.image_size} CIFAR-10 "
             f"photos (real) versus Stable Diffusion 1.4 images (AI-generated); larger images are shrunk "
-            f"to that size first. {measured}")
-    robustness = info.get("robustness", {})
-    if isinstance(robustness.get("worst_accuracy"), (int, float)):
-        processing = (f"Under ordinary photo processing (JPEG, blur, sharpening, resizing, brightness, "
-                      f"contrast, grey) its accuracy measured {robustness['mean_accuracy']:.1%} on average "
-                      f"and {robustness['worst_accuracy']:.1%} at worst ({robustness['worst_change']}).")
-    else:
-        processing = ("How it copes with ordinary photo processing (blur, resizing, sharpening…) was "
-                      "not measured for this model.")
-    st.warning(f"{other_generators(info.get('wild', {}))} {processing} Treat a verdict as a hint, not as proof.")
+            f"to that size first. {measured}{processing}")
 
 
 def show_native_model_note(predictor: Predictor, info: dict) -> None:
@@ -179,34 +178,23 @@ def show_native_model_note(predictor: Predictor, info: dict) -> None:
     small = (f"Images smaller than {predictor.image_size} px go to **{plain(predictor.small.name)}**, the model for "
              f"small {predictor.small.image_size} px images." if predictor.small else "")
     styles = "photo-style" if info.get("settings", {}).get("train_styles") == "photo" else "all"
+    st.warning(f"**What this model is bad at.** {predictor.worth('full-size').caveat} A verdict is a weak hint, "
+               "never proof.")
     st.info(f"**What this model knows** (answering: {plain(describe_model(str(predictor.model_path)))}). It reads "
             f"{predictor.crops} crops of {predictor.image_size} px at each image's own resolution (nothing resized), "
             f"looking for the pixel traces of cameras and generators. It learned from the wild-crops set: camera "
             f"photos versus {styles} images of GPT-4o, Nano Banana Pro, Stable Diffusion 1.5 and SDXL. {small}")
-    measured = info.get("wild_crops", {}).get("changes", {}).get("none")
-    if measured:
-        st.warning(f"On sources it never saw (Midjourney images and camera photos) it told an AI image in photo "
-                   f"style from a camera photo only {measured['auc_photo_style']:.0%} of the time (50% is a coin "
-                   f"toss); at the threshold it called {measured['camera_photos_called_ai']:.0%} of camera photos "
-                   f"AI-generated and caught {measured['ai_images_caught']:.0%} of AI images. A verdict is a weak "
-                   "hint, never proof.")
-    else:
-        st.warning("How this model does on images from sources it never saw was not measured. A verdict is a "
-                   "hint, never proof.")
 
 
 def other_generators(wild: dict) -> str:
-    """What the model's wild.json measured per generator family, or a plain caution without it."""
-    families = {name: row["auc"] for name, row in wild.get("by_family", {}).items()
-                if isinstance(row, dict) and row.get("fake", 0) >= WILD_MIN_IMAGES and row.get("auc") is not None}
+    """What the model's wild.json measured per generator family, in plain numbers."""
+    families = {name: row["accuracy"] for name, row in wild.get("by_family", {}).items()
+                if isinstance(row, dict) and row.get("fake", 0) >= WILD_MIN_IMAGES and row.get("accuracy") is not None}
     if not families:
         return "Images from other generators (Midjourney, DALL·E, newer Stable Diffusion…) may fool it."
-    ranked = ", ".join(f"{name} {auc:.2f}" for name, auc in sorted(families.items(), key=lambda kv: -kv[1]))
-    count = wild.get("images")
-    count = f"{count:,}" if isinstance(count, int) else "the"
-    return (f"On {count} full-size images from other sources (the wild set, shrunk to this size) it ranks "
-            f"each generator's images above real photos this often (AUC; 0.50 = chance): {ranked}. "
-            "Generators other than Stable Diffusion can fool it.")
+    ranked = ", ".join(f"{name} {round(accuracy * 10)}" for name, accuracy in sorted(families.items(), key=lambda kv: -kv[1]))
+    return (f"Of every 10 AI images from other sources (the wild set) it catches, by generator: {ranked}. "
+            "Generators other than Stable Diffusion often fool it.")
 
 
 def threshold_controls() -> Tuple[float, float]:
@@ -245,7 +233,7 @@ def show_summary(labelled: List[Result]) -> None:
     st.subheader("Summary")
     rows = [{"file": r.name,
              "verdict": VERDICT_TEXT.get(r.label, f"unreadable: {r.error}"),
-             "probability AI-generated": "" if r.prob_ai is None else format_probability(r.prob_ai),
+             "probability AI-generated": "" if r.prob_ai is None else format_probability(r.prob_ai, r.cap),
              "decided by": r.verdict.rule if r.verdict else "",
              "file evidence": r.evidence.kind if r.evidence else ""}
             for r in labelled]
@@ -271,7 +259,7 @@ def show_evidence(result: Result) -> None:
     st.markdown("**Evidence**")
     st.markdown(f"- What the file says: **{EVIDENCE_HEADLINE.get(evidence.kind, evidence.kind)}** — "
                 f"{plain(results.describe_evidence(evidence))}")
-    st.markdown(f"- What the pixels say: {format_probability(result.prob_ai)} AI-generated "
+    st.markdown(f"- What the pixels say: {format_probability(result.prob_ai, result.cap)} AI-generated "
                 f"({plain(result.model)})")
     st.markdown(f"- Decided by: **{result.verdict.rule}**")
 
@@ -286,8 +274,10 @@ def show_result(result: Result, overlay: Optional[np.ndarray]) -> None:
         with words:
             label = result.verdict.label
             st.markdown(f"#### :{VERDICT_COLOUR[label]}[**{VERDICT_TEXT[label]}**]")
-            st.markdown(f"Probability AI-generated: **{format_probability(result.prob_ai)}**")
+            st.markdown(f"Probability AI-generated: **{format_probability(result.prob_ai, result.cap)}**")
             st.caption(f"Why: {plain(result.verdict.reason)}.")
+            if result.caveat:
+                st.markdown(f":orange[**What this answer is worth:**] {plain(result.caveat)}")
             if label == OUT_OF_SCOPE_LABEL:
                 st.caption(SCOPE_NOTE)
             st.caption(f"Answered by {plain(result.route)}")

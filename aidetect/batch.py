@@ -40,8 +40,8 @@ def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:
 def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int, route: bool = True,
                    trust_anchors: str = "") -> tf.data.Dataset:
     """Batches of (the answering model's inputs, the small-image model's inputs, per file: which
-    of the two answers it (0, 1; -1 unreadable), why, its error, and its file evidence as
-    provenance.Evidence JSON (b"" when not read)) in the order of paths. The files of a batch are
+    of the two answers it (0, 1; -1 unreadable), why, its error, its file evidence as
+    provenance.Evidence JSON (b"" when not read) and its kind (Predictor.kind)) in the order of paths. The files of a batch are
     decoded, their evidence read (route=True) and routed (Predictor.route; route=False: all to
     `predictor`) by one Python call, so the per-file cost is the decoder's, not tf.data's, and it
     runs while the model works on the previous batch; memory holds a few batches of model inputs
@@ -50,30 +50,32 @@ def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int, 
     shapes = [(view_count(p.view, p.crops), p.image_size, p.image_size, 3) for p in (predictor, small)]
 
     def read_batch(batch_paths):
-        inputs, codes, reasons, errors, evidence = ([], []), [], [], [], []
+        inputs, codes, reasons, errors, evidence, kinds = ([], []), [], [], [], [], []
         for path in batch_paths.numpy():
             image, error = images.try_load_image(os.fsdecode(path))
-            reason, code, said = "", -1, ""
+            reason, code, said, kind = "", -1, "", ""
             if not error:
                 answering, reason = predictor.route(image.rgb) if route else (predictor, "")
                 code = 0 if answering is predictor else 1
                 inputs[code].append(answering.inputs(image.rgb))
                 said = read_evidence(image.metadata, trust_anchors).to_json() if route else ""
+                kind = answering.kind(image.rgb)
             codes.append(code)
             reasons.append(reason.encode())
             errors.append((error or "").encode())
             evidence.append(said.encode())
+            kinds.append(kind.encode())
         stacked = [np.stack(views) if views else np.zeros((0,) + shape, np.uint8) for views, shape in zip(inputs, shapes)]
-        return (*stacked, np.array(codes, np.int32), *(np.array(text, dtype=object) for text in (reasons, errors, evidence)))
+        return (*stacked, np.array(codes, np.int32), *(np.array(text, dtype=object) for text in (reasons, errors, evidence, kinds)))
 
     def read_op(batch_paths):
-        main, other, codes, reasons, errors, evidence = tf.py_function(
-            read_batch, [batch_paths], (tf.uint8, tf.uint8, tf.int32, tf.string, tf.string, tf.string))
+        main, other, codes, reasons, errors, evidence, kinds = tf.py_function(
+            read_batch, [batch_paths], (tf.uint8, tf.uint8, tf.int32) + (tf.string,) * 4)
         main.set_shape((None,) + shapes[0])
         other.set_shape((None,) + shapes[1])
-        for tensor in (codes, reasons, errors, evidence):
+        for tensor in (codes, reasons, errors, evidence, kinds):
             tensor.set_shape([None])
-        return tf.cast(main, tf.float32), tf.cast(other, tf.float32), codes, reasons, errors, evidence
+        return tf.cast(main, tf.float32), tf.cast(other, tf.float32), codes, reasons, errors, evidence, kinds
 
     encoded = [os.fsencode(path) for path in paths]        # bytes: any file name survives the trip
     dataset = tf.data.Dataset.from_tensor_slices(tf.constant(encoded, tf.string, shape=[len(encoded)]))
@@ -84,7 +86,7 @@ def make_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int) ->
     """Batches of (this model's inputs for every file: (N, views, size, size, 3) float32, zeros
     where unreadable; errors, b"" when readable) in the order of paths, unrouted: what one model
     sees of each file (scope fitting, benchmarks)."""
-    def aligned(main, other, codes, reasons, errors, evidence):
+    def aligned(main, other, codes, reasons, errors, evidence, kinds):
         readable = tf.where(codes == 0)
         return tf.scatter_nd(readable, main, tf.concat([tf.shape(codes, tf.int64), tf.shape(main, tf.int64)[1:]], 0)), errors
 
@@ -99,11 +101,12 @@ def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int =
     names = iter(paths)
     models = (predictor, predictor.small or predictor)
     with tqdm(total=len(paths), unit="img", file=sys.stderr, disable=None if progress else True) as bar:
-        for main, other, codes, reasons, errors, said in routed_dataset(paths, predictor, batch_size,
-                                                                        trust_anchors=trust_anchors):
+        for main, other, codes, reasons, errors, said, kinds in routed_dataset(paths, predictor, batch_size,
+                                                                               trust_anchors=trust_anchors):
             codes, errors = codes.numpy(), [error.decode() for error in errors.numpy()]
             reasons = [reason.decode() for reason in reasons.numpy()]
             evidence = [Evidence.from_json(text.decode()) if text else None for text in said.numpy()]
+            kinds = [kind.decode() for kind in kinds.numpy()]
             batch_names = [next(names) for _ in errors]
             answered = {}
             for code, inputs in enumerate((main, other)):
@@ -111,7 +114,8 @@ def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int =
                 if len(chosen):
                     answered.update(zip(chosen, models[code].results(
                         [batch_names[i] for i in chosen], inputs.numpy(), threshold, uncertain_band,
-                        routes=[reasons[i] for i in chosen], evidence=[evidence[i] for i in chosen])))
+                        routes=[reasons[i] for i in chosen], evidence=[evidence[i] for i in chosen],
+                        kinds=[kinds[i] for i in chosen])))
             for i, name in enumerate(batch_names):
                 yield Result(name, error=errors[i]) if errors[i] else answered[i]
             bar.update(len(errors))

@@ -4,6 +4,7 @@ Keras would sort class folders alphabetically (FAKE=0, REAL=1); we pin the order
 index of "AI-generated" never depends on folder names.
 """
 from dataclasses import dataclass
+from typing import Optional
 
 CLASS_NAMES = ("REAL", "FAKE")          # index 0 = REAL, index 1 = FAKE; folder names in data/
 REAL_INDEX = CLASS_NAMES.index("REAL")
@@ -43,8 +44,12 @@ class Verdict:
     reason: str = ""     # why, in words: what the file says and what the pixels say
 
 
-def format_probability(prob: float) -> str:
-    """'91.6%'; never '100.0%' or '0.0%': no model is that sure, and the display must not say so."""
+def format_probability(prob: float, cap: Optional[float] = None) -> str:
+    """'91.6%'; never '100.0%' or '0.0%': no model is that sure, and the display must not say so.
+    With a cap (measured.py: the model's accuracy on this kind of image, where it is poor) no surer
+    than that: '> 58%', '< 42%'."""
+    if cap is not None and max(prob, 1 - prob) > cap:
+        return f"> {cap:.0%}" if prob > cap else f"< {1 - cap:.0%}"
     if prob > 0.999:
         return "> 99.9%"
     if prob < 0.001:
@@ -70,8 +75,9 @@ def check_decision(threshold: float, uncertain_band: float) -> None:
         raise ValueError(f"uncertain band must be >= 0, got {uncertain_band}")
 
 
-def _pixel_verdict(p: float, threshold: float, uncertain_band: float, out_of_scope: bool) -> Verdict:
-    said = f"the pixels say {format_probability(p)} AI-generated"
+def _pixel_verdict(p: float, threshold: float, uncertain_band: float, out_of_scope: bool,
+                   cap: Optional[float]) -> Verdict:
+    said = f"the pixels say {format_probability(p, cap)} AI-generated"
     if out_of_scope:
         return Verdict(OUT_OF_SCOPE_LABEL, p, RULE_SCOPE,
                        f"{said}, but the image is unlike anything the model learned from: no verdict")
@@ -83,7 +89,7 @@ def _pixel_verdict(p: float, threshold: float, uncertain_band: float, out_of_sco
 
 
 def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD, uncertain_band: float = DEFAULT_UNCERTAIN_BAND,
-            out_of_scope: bool = False, evidence=None) -> Verdict:
+            out_of_scope: bool = False, evidence=None, cap: Optional[float] = None) -> Verdict:
     """Turn what the file says (evidence: provenance.Evidence, None = not read) and the pixels'
     probability of "AI-generated" into a label and its reason. The one place these rules live:
 
@@ -93,10 +99,11 @@ def verdict(prob_ai: float, threshold: float = DEFAULT_THRESHOLD, uncertain_band
       OUT_OF_SCOPE_LABEL; inside [threshold - band, threshold + band] (band > 0) "Uncertain";
     - content changed after signing, a camera or capture claim, or no evidence at all never turn
       the pixels' verdict around: they are said beside it (camera EXIF is easy to forge).
+    The probability in the reason is shown no surer than cap (measured.Worth.cap).
     """
     check_decision(threshold, uncertain_band)
     p = float(prob_ai)
-    pixels = _pixel_verdict(p, threshold, uncertain_band, out_of_scope)
+    pixels = _pixel_verdict(p, threshold, uncertain_band, out_of_scope, cap)
     if evidence is None:
         return pixels
     if evidence.kind in ("c2pa-ai", "iptc-ai"):

@@ -19,6 +19,7 @@ from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, FAKE_INDEX, verdi
 from .model import MODEL_FILE, load_model, model_file, model_image_size
 from .preprocess import model_views, to_inputs, view_count
 from . import images as image_files
+from .measured import Worth, image_kind, worth
 from .provenance import read_evidence
 from .results import Result
 
@@ -131,6 +132,7 @@ class Predictor:
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
         self._features = None                       # built on first use (models without a scope never)
         self.small = small                          # "native" models: answers images smaller than a crop
+        self._worth: Dict[str, Worth] = {}          # measured.worth per kind of image, read once
 
     @property
     def name(self) -> str:
@@ -161,6 +163,16 @@ class Predictor:
             return self, (f"{self.name}: {width}x{height} px is smaller than its {self.image_size} px crops, "
                           "padded with black (no model for small images found): unreliable")
         return self, f"{self.name}: {self.describe_view(width, height)}"
+
+    def kind(self, rgb: np.ndarray) -> str:
+        """The kind of image this model's records measure rgb against ('small', 'full-size')."""
+        return image_kind(rgb.shape[1], rgb.shape[0], self.view)
+
+    def worth(self, kind: str) -> Worth:
+        """What this model's answer is worth for that kind of image (measured.worth on its records)."""
+        if kind not in self._worth:
+            self._worth[kind] = worth(self.run_info(), self.view, kind)
+        return self._worth[kind]
 
     @property
     def scored(self) -> bool:
@@ -241,17 +253,19 @@ class Predictor:
 
     def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
                 images: Optional[Sequence] = None, routes: Optional[Sequence[str]] = None,
-                evidence: Optional[Sequence] = None) -> List[Result]:
+                evidence: Optional[Sequence] = None, kinds: Optional[Sequence[str]] = None) -> List[Result]:
         """One Result per image of a batch of this model's inputs: probability, scope, (routes) why
-        this model answered it, and the verdict of labels.verdict from the pixels and (evidence)
-        what each file says about itself."""
+        this model answered it, (kinds) what that answer is worth for its kind of image, and the
+        verdict of labels.verdict from the pixels and (evidence) what each file says about itself."""
         prob_ai = self.prob_ai_batch(batch)
         scores, outside = self.scope_batch(batch)
         evidence = evidence if evidence is not None else [None] * len(names)
-        return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out), evidence[i]),
+        worths = [self.worth(kind) for kind in kinds] if kinds is not None else [Worth("")] * len(names)
+        return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out), evidence[i], worths[i].cap),
                        image=None if images is None else images[i],
                        scope_score=None if scores is None else float(scores[i]), out_of_scope=bool(out),
-                       model=self.name, route="" if routes is None else routes[i], evidence=evidence[i])
+                       model=self.name, route="" if routes is None else routes[i], evidence=evidence[i],
+                       caveat=worths[i].caveat, cap=worths[i].cap)
                 for i, (name, p, out) in enumerate(zip(names, prob_ai, outside))]
 
     def answer(self, names: Sequence[str], loaded: Iterable, threshold: float = DEFAULT_THRESHOLD,
@@ -269,12 +283,12 @@ class Predictor:
             predictor, reason = self.route(image.rgb)
             groups.setdefault(id(predictor), (predictor, []))[1].append(
                 (i, predictor.inputs(image.rgb), reason, image.rgb if keep_images else None,
-                 read_evidence(image.metadata, trust_anchors)))
+                 read_evidence(image.metadata, trust_anchors), predictor.kind(image.rgb)))
         for predictor, members in groups.values():
-            index, inputs, reasons, rgbs, evidence = zip(*members)
+            index, inputs, reasons, rgbs, evidence, kinds = zip(*members)
             answered.update(zip(index, predictor.results(
                 [names[i] for i in index], np.stack(inputs).astype(np.float32),
-                threshold, uncertain_band, rgbs, reasons, evidence)))
+                threshold, uncertain_band, rgbs, reasons, evidence, kinds)))
         return [answered[i] for i in range(len(names))]
 
     def classify(self, sources: Sequence, names: Optional[Sequence[str]] = None,

@@ -29,14 +29,18 @@ class Result:
     model: str = ""                           # the run folder of the model that answered
     route: str = ""                           # why that model, and what it looked at (Predictor.route)
     evidence: Optional[Evidence] = None       # what the file itself says (provenance.py); None: unread
+    caveat: str = ""                          # what the answer is worth for this kind of image (measured.py)
+    cap: Optional[float] = None               # its probability is shown no surer than this (measured.py)
 
     @property
     def label(self) -> str:
         return self.verdict.label if self.verdict else ""
 
 
-# the first four since the seed; then who answered, which rule decided and why, what the file says
-COLUMNS = ("path", "label", "prob_ai", "error", "model", "route", "rule", "reason", "provenance", "provenance_detail")
+# the first four since the seed; then who answered, which rule decided and why, what the file says,
+# and what the answer is worth for this kind of image
+COLUMNS = ("path", "label", "prob_ai", "error", "model", "route", "rule", "reason", "provenance", "provenance_detail",
+           "caveat")
 SCOPE_COLUMN = "scope_score"            # after COLUMNS, where the model has a scope (scope.py)
 EXPLANATION_COLUMN = "explanation"      # classify.py --explain: the overlay's file
 
@@ -60,6 +64,7 @@ def to_row(result: Result) -> Dict[str, str]:
         "reason": result.verdict.reason if result.verdict else "",
         "provenance": result.evidence.kind if result.evidence else "",
         "provenance_detail": describe_evidence(result.evidence),
+        "caveat": result.caveat,
         SCOPE_COLUMN: "" if result.scope_score is None else f"{result.scope_score:.2f}",
         EXPLANATION_COLUMN: result.explanation,
     }

@@ -136,6 +136,6 @@ def camera_jpeg() -> bytes:
     return picture("JPEG", exif=camera_exif())
 
 
-def heic_photo() -> bytes:
+def heic_photo(size=(96, 64)) -> bytes:
     """An iPhone-style HEIC (written by pillow-heif) with camera EXIF."""
-    return picture("HEIF", exif=camera_exif(gps=False))
+    return picture("HEIF", size, exif=camera_exif(gps=False))

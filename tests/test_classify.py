@@ -38,7 +38,7 @@ def csv_rows(text):
 def test_csv_on_stdout_keeps_paths_as_given_and_goes_on_after_bad_files(image_dir, tiny_model_path, capsys):
     status, out, err = run(capsys, "./images/", "./images/REAL", "--model", tiny_model_path)
     assert status == 0
-    assert out.splitlines()[0] == "path,label,prob_ai,error,model,route,rule,reason,provenance,provenance_detail"
+    assert out.splitlines()[0] == "path,label,prob_ai,error,model,route,rule,reason,provenance,provenance_detail,caveat"
     rows = csv_rows(out)
     assert {row["model"] for row in rows if not row["error"]} == {Path(tiny_model_path).parent.name}
     assert all("shrunk to 32x32 px" in row["route"] for row in rows if not row["error"])
@@ -97,7 +97,7 @@ def test_explain_writes_one_overlay_per_classified_image(image_dir, tiny_model_p
     assert len(overlays) == 4 and all(p.suffix == ".png" for p in overlays)
     rows = csv_rows(out)
     assert list(rows[0]) == ["path", "label", "prob_ai", "error", "model", "route", "rule", "reason", "provenance",
-                             "provenance_detail", "explanation"]
+                             "provenance_detail", "caveat", "explanation"]
     named = {(image_dir.parent / row["explanation"]).resolve() for row in rows if row["explanation"]}
     assert named == {p.resolve() for p in overlays}
     assert [row["explanation"] for row in rows if row["error"]] == [""]       # broken.png: no overlay

@@ -70,8 +70,10 @@ def test_each_upload_gets_verdict_probability_and_heatmap(monkeypatch, ai_model_
     assert list(summary["verdict"]) == ["AI-generated"] * 3
     assert list(summary["probability AI-generated"]) == ["> 99.9%"] * 3      # never 100 %
     assert len(page.get("download_button")) == 1
-    assert "91.2%" in page.info[0].value and "Stable Diffusion 1.4" in page.info[0].value
-    assert "may fool it" in page.warning[0].value and "not measured" in page.warning[0].value
+    assert "right on 91 of 100" in page.info[0].value and "Stable Diffusion 1.4" in page.info[0].value
+    assert "never measured on full-size images" in page.warning[0].value and "may fool it" in page.warning[0].value
+    worth = [m.value for m in page.markdown if m.value.startswith(":orange[**What this answer is worth:**]")]
+    assert len(worth) == 3 and all("right on 91 of 100 test images" in w for w in worth)
 
 
 def _saved_tiny(run_dir: Path, settings, bias, accuracy: float) -> Path:
@@ -92,24 +94,26 @@ def test_model_picker_lists_shipped_models_with_accuracy_and_switches_answers(
     says_real = _saved_tiny(models / "default", tiny_settings, [10.0, 0.0], 0.956)
     (says_real.parent / "robustness.json").write_text(json.dumps(
         {"mean_accuracy": 0.81, "worst_accuracy": 0.70, "worst_change": "sharpened"}))
-    (says_real.parent / "wild.json").write_text(json.dumps({"images": 2162, "by_family": {
-        "camera photo": {"real": 1090, "fake": 0, "auc": 0.79},
-        "Stable Diffusion 1.x": {"real": 0, "fake": 934, "auc": 0.815},
-        "FLUX.1": {"real": 0, "fake": 31, "auc": 0.589}, "Kolors": {"real": 0, "fake": 2, "auc": 0.84}}}))
+    (says_real.parent / "wild.json").write_text(json.dumps({"images": 2162, "accuracy": 0.71, "by_family": {
+        "camera photo": {"real": 1090, "fake": 0, "accuracy": 0.69},
+        "Stable Diffusion 1.x": {"real": 0, "fake": 934, "accuracy": 0.77},
+        "FLUX.1": {"real": 0, "fake": 31, "accuracy": 0.52}, "Kolors": {"real": 0, "fake": 2, "accuracy": 1.0}}}))
     monkeypatch.setattr(aidetect.predict, "MODELS_DIR", models)
     page = open_page(monkeypatch, says_ai, uploads(sample_dir / "FAKE", 2))
     picker = page.selectbox(key="model")
     assert picker.options == ["compact · 97.1%", "default · 95.6%"]
     assert all("AI-generated" in v for v in verdicts(page))
-    assert "not measured" in page.warning[0].value
+    assert "never measured on full-size images" in page.warning[0].value
     picker.set_value(str(says_real)).run()
     assert not page.exception and len(verdicts(page)) == 2 and all("Real" in v for v in verdicts(page))
     assert "answering: default (tiny, 95.6% on CIFAKE test)" in page.info[0].value.replace("\\", "")
-    assert "81.0% on average and 70.0% at worst (sharpened)" in page.warning[0].value
-    # the wild set's numbers from the model's own wild.json, families of ten images or more
-    assert "On 2,162 full-size images" in page.warning[0].value
-    assert "Stable Diffusion 1.x 0.81, FLUX.1 0.59." in page.warning[0].value
-    assert "Kolors" not in page.warning[0].value and "camera photo" not in page.warning[0].value
+    assert "right on 70 of 100 at worst (sharpened)" in page.info[0].value
+    # the wild set's numbers from the model's own wild.json, in plain numbers, families of ten or more
+    warning = page.warning[0].value
+    assert warning.startswith("**What this model is bad at.**")
+    assert "catches 8 of 10 Stable Diffusion 1.x images (wild set): right on about 71 of 100" in warning
+    assert "it catches, by generator: Stable Diffusion 1.x 8, FLUX.1 5." in warning
+    assert "Kolors" not in warning and "camera photo" not in warning and "AUC" not in warning
 
 
 def test_a_model_that_measured_below_70_percent_is_flagged(monkeypatch, tmp_path, tiny_settings, sample_dir):
@@ -199,8 +203,10 @@ def test_shipped_model_verdicts_match_the_package(monkeypatch, shipped_model_pat
     expected = Predictor.load(shipped_model_path).classify([data for _, data, _ in files])
     assert list(page.dataframe[0].value["verdict"]) == [result.label for result in expected]
     metrics = shipped_model_path.parent / "metrics.json"
-    note = f"{json.loads(metrics.read_text())['accuracy']:.1%}" if metrics.is_file() else "not recorded"
+    note = (f"right on {round(json.loads(metrics.read_text())['accuracy'] * 100)} of 100" if metrics.is_file()
+            else "not recorded")
     assert note in page.info[0].value
+    assert page.warning[0].value.startswith("**What this model is bad at.** This is a model of 32 px images.")
 
 
 @pytest.mark.needs_cifake
@@ -217,14 +223,15 @@ def test_a_native_model_says_what_it_reads_and_which_model_answered_each_image(m
     run_dir.mkdir()
     (run_dir / "settings.json").write_text(settings.to_json())
     (run_dir / "wild_crops.json").write_text(json.dumps({"changes": {"none": {
-        "auc_photo_style": 0.69, "camera_photos_called_ai": 0.03, "ai_images_caught": 0.12}}}))
+        "auc_photo_style": 0.69, "camera_photos_called_ai": 0.03, "ai_images_caught": 0.12,
+        "by_family": {"camera photo": {"real": 568, "fake": 0}, "Midjourney": {"real": 0, "fake": 338}}}}}))
     model_path = save_slim(build_model(settings), settings, run_dir / "model.keras")
     page = open_page(monkeypatch, model_path, [("photo.png", encoded("PNG", (640, 480)), "image/png"),
                                                 ("tiny.png", encoded("PNG", (40, 40)), "image/png")])
     assert not page.error and len(verdicts(page)) == 2
     note = page.info[0].value
     assert "5 crops of 48 px at each image's own resolution" in note and "CIFAKE" not in note
-    assert "69%" in page.warning[0].value and "caught 12%" in page.warning[0].value
+    assert "calls 3 of 100 camera photos AI-generated and catches 1 of 10 Midjourney images" in page.warning[0].value
     answered = [c.value for c in page.caption if c.value.startswith("Answered by ")]
     assert "native\\-run" in answered[0] and "640x480 px" in answered[0]
     assert answered[1].startswith("Answered by compact") and "40x40 px is smaller than" in answered[1]
