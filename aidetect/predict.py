@@ -106,6 +106,17 @@ def forward(model, mirror: bool = True):
     return functools.partial(mirror_averaged, model) if mirror else model
 
 
+def probabilities_and_features(model, mirror: bool, batch: tf.Tensor):
+    """One forward pass of a two-output model (class probabilities, pooled features): the
+    probabilities mirror-averaged as forward() does, the features of the images as given (as
+    scope.py fitted them), so the scope costs no second pass."""
+    if not mirror:
+        return model(batch, training=False)
+    count = tf.shape(batch)[0]
+    probs, features = model(tf.concat([batch, tf.reverse(batch, axis=[2])], axis=0), training=False)
+    return (probs[:count] + probs[count:]) / 2, features[:count]
+
+
 def feature_width(model) -> int:
     """Width of the features scope.py measures (0 for a model without the pooling layer)."""
     try:
@@ -129,8 +140,10 @@ class Predictor:
         self.view, self.crops = view, crops         # preprocess.model_views: how images become inputs
         self.temperature = temperature              # calibrate.py; None = the model's own probabilities
         self.scope = scope                          # scope.py; None = every input is taken at its word
+        self.mirror = mirror
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
         self._features = None                       # built on first use (models without a scope never)
+        self._both = None                           # probabilities and features in one pass (with a scope)
         self.small = small                          # "native" models: answers images smaller than a crop
         self._worth: Dict[str, Worth] = {}          # measured.worth per kind of image, read once
 
@@ -221,7 +234,10 @@ class Predictor:
         if len(batch) == 0:
             return np.zeros((0,), dtype=np.float32)
         flat = batch.reshape((-1,) + batch.shape[-3:])
-        prob_ai = self._forward(tf.convert_to_tensor(flat)).numpy()[:, FAKE_INDEX]
+        return self._per_image(self._forward(tf.convert_to_tensor(flat)).numpy()[:, FAKE_INDEX], batch)
+
+    def _per_image(self, prob_ai: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """P(AI) per view -> per image: views reduced, then calibrated."""
         if batch.ndim == 5:
             prob_ai = prob_ai.reshape(len(batch), -1)
             # native crops of one image can disagree strongly: averaging their logits lets a crop
@@ -251,14 +267,29 @@ class Predictor:
         scores = self.scope.scores(self.features_batch(batch))
         return scores, (scores > self.scope.threshold) | plain
 
+    def answers_batch(self, batch: np.ndarray):
+        """(P(AI-generated), scope scores or None, outside) per image, as prob_ai_batch and
+        scope_batch give them, from one forward pass when the model has a scope."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if self.scope is None or len(batch) == 0:
+            return (self.prob_ai_batch(batch), *self.scope_batch(batch))
+        if self._both is None:
+            both = keras.Model(self.model.input, [self.model.output, self.model.get_layer(FEATURE_LAYER).output])
+            self._both = tf.function(functools.partial(probabilities_and_features, both, self.mirror),
+                                     reduce_retracing=True)
+        probs, features = self._both(tf.convert_to_tensor(batch.reshape((-1,) + batch.shape[-3:])))
+        features = features.numpy().reshape(len(batch), -1, features.shape[-1]).mean(axis=1)
+        scores = self.scope.scores(features)
+        return (self._per_image(probs.numpy()[:, FAKE_INDEX], batch), scores,
+                (scores > self.scope.threshold) | lacks_detail(batch))
+
     def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
                 images: Optional[Sequence] = None, routes: Optional[Sequence[str]] = None,
                 evidence: Optional[Sequence] = None, kinds: Optional[Sequence[str]] = None) -> List[Result]:
         """One Result per image of a batch of this model's inputs: probability, scope, (routes) why
         this model answered it, (kinds) what that answer is worth for its kind of image, and the
         verdict of labels.verdict from the pixels and (evidence) what each file says about itself."""
-        prob_ai = self.prob_ai_batch(batch)
-        scores, outside = self.scope_batch(batch)
+        prob_ai, scores, outside = self.answers_batch(batch)
         evidence = evidence if evidence is not None else [None] * len(names)
         worths = [self.worth(kind) for kind in kinds] if kinds is not None else [Worth("")] * len(names)
         return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out), evidence[i], worths[i].cap),
