@@ -101,3 +101,20 @@ def test_a_broken_or_foreign_scope_file_is_ignored_not_a_crash(tiny_model_path, 
     shutil.copytree(tiny_model_path.parent, run)
     Scope(np.zeros((2, 999)), np.eye(999), 1.0).save(run / "scope.npz")      # another model's width
     assert Predictor.load(run / "model.keras").scope is None
+
+
+@pytest.mark.parametrize("mirror", [True, False])
+def test_one_forward_pass_gives_the_same_probabilities_and_scores_as_two(tiny_model_path, mirror):
+    """Predictor.answers_batch (probabilities and scope features from one two-output pass) equals
+    prob_ai_batch + scope_batch (two passes) exactly, mirrored or not."""
+    from aidetect.predict import Predictor, feature_width
+    predictor = Predictor.load(tiny_model_path, mirror)
+    width = feature_width(predictor.model)
+    rng = np.random.default_rng(3)
+    predictor.scope = Scope(rng.normal(size=(2, width)), np.eye(width), 0.5)
+    batch = rng.integers(0, 256, (9, 1, 32, 32, 3)).astype(np.float32)
+    prob_ai, scores, outside = predictor.answers_batch(batch)
+    two_scores, two_outside = predictor.scope_batch(batch)
+    np.testing.assert_allclose(prob_ai, predictor.prob_ai_batch(batch), atol=1e-6)
+    np.testing.assert_allclose(scores, two_scores, rtol=1e-5)
+    assert (outside == two_outside).all()
