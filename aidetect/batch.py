@@ -14,6 +14,8 @@ from tqdm import tqdm
 
 from . import images
 from .provenance import Evidence, read_evidence
+
+NOTHING_FOUND = Evidence()
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND
 from .predict import Predictor
 from .results import Result
@@ -41,7 +43,7 @@ def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int, 
                    trust_anchors: str = "") -> tf.data.Dataset:
     """Batches of (the answering model's inputs, the small-image model's inputs, per file: which
     of the two answers it (0, 1; -1 unreadable), why, its error, its file evidence as
-    provenance.Evidence JSON (b"" when not read) and its kind (Predictor.kind)) in the order of paths. The files of a batch are
+    provenance.Evidence JSON (b"" when nothing was found, the common case, or not read) and its kind (Predictor.kind)) in the order of paths. The files of a batch are
     decoded, their evidence read (route=True) and routed (Predictor.route; route=False: all to
     `predictor`) by one Python call, so the per-file cost is the decoder's, not tf.data's, and it
     runs while the model works on the previous batch; memory holds a few batches of model inputs
@@ -58,7 +60,8 @@ def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int, 
                 answering, reason = predictor.route(image.rgb) if route else (predictor, "")
                 code = 0 if answering is predictor else 1
                 inputs[code].append(answering.inputs(image.rgb))
-                said = read_evidence(image.metadata, trust_anchors).to_json() if route else ""
+                found = read_evidence(image.metadata, trust_anchors) if route else None
+                said = "" if found is None or found == NOTHING_FOUND else found.to_json()
                 kind = answering.kind(image.rgb)
             codes.append(code)
             reasons.append(reason.encode())
@@ -105,7 +108,7 @@ def classify_files(predictor: Predictor, paths: Sequence[str], batch_size: int =
                                                                                trust_anchors=trust_anchors):
             codes, errors = codes.numpy(), [error.decode() for error in errors.numpy()]
             reasons = [reason.decode() for reason in reasons.numpy()]
-            evidence = [Evidence.from_json(text.decode()) if text else None for text in said.numpy()]
+            evidence = [Evidence.from_json(text.decode()) if text else NOTHING_FOUND for text in said.numpy()]
             kinds = [kind.decode() for kind in kinds.numpy()]
             batch_names = [next(names) for _ in errors]
             answered = {}
