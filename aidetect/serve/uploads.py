@@ -47,12 +47,13 @@ class _Parts:
         self._value = b""
         self._current: Optional[bytearray] = None       # None: a part that is not one of FIELD's files
         self._name = ""
+        self.complete = False                           # the closing boundary was read
 
     def callbacks(self):
         return {"on_part_begin": self.begin, "on_header_field": self.header_field,
                 "on_header_value": self.header_value, "on_header_end": self.header_end,
                 "on_headers_finished": self.headers_finished, "on_part_data": self.data,
-                "on_part_end": self.end}
+                "on_part_end": self.end, "on_end": self.finish}
 
     def begin(self):
         self._disposition, self._current, self._name = b"", None, ""
@@ -90,6 +91,9 @@ class _Parts:
             self.files.append((self._name, bytes(self._current)))
             self._current = None
 
+    def finish(self):
+        self.complete = True
+
 
 def boundary_of(headers: Mapping[str, str]) -> bytes:
     """The multipart boundary, or a RequestError for a request that is not multipart/form-data."""
@@ -118,9 +122,10 @@ async def read_files(headers: Mapping[str, str], stream: AsyncIterator[bytes], l
                 raise _too_large(f"the request is larger than {limits.max_request_bytes:,} bytes",
                                  "max_request_bytes")
             parser.write(chunk)
-        parser.finalize()
     except MultipartParseError as error:
         raise RequestError(400, "bad_multipart", f"the multipart body cannot be read: {error}") from None
+    if not parts.complete:          # python-multipart's finalize() does not check this (yet)
+        raise RequestError(400, "bad_multipart", "the multipart body ends before its closing boundary")
     if not parts.files:
         raise RequestError(400, "no_files", f"no file in the field '{FIELD}'")
     return parts.files
