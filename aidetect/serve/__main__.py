@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..provenance import read_trust_anchors
 from .settings import parse_args, to_environment
 
 
@@ -19,6 +20,11 @@ def main(argv=None) -> int:
     settings = parse_args(argv, os.environ, __doc__)
     if settings.model and not Path(settings.model).exists():     # before the server starts: a typo costs no wait
         print(f"error: {settings.model}: no such file or folder", file=sys.stderr)
+        return 1
+    try:
+        read_trust_anchors(settings.trust_anchors)          # each worker reads it again; refuse a bad one now
+    except (OSError, ValueError) as error:
+        print(f"error: --trust-anchors: {error}", file=sys.stderr)
         return 1
     import uvicorn
 

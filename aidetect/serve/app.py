@@ -237,8 +237,9 @@ def create_app(settings: Optional[ServeSettings] = None) -> FastAPI:
             raise RequestError(400, "bad_decision", str(error)) from None
         service.require_model()
         try:
-            files = await asyncio.wait_for(read_files(request.headers, request.stream(), service.limits),
-                                           settings.request_timeout_s)
+            with service.batcher.receiving():
+                files = await asyncio.wait_for(read_files(request.headers, request.stream(), service.limits),
+                                               settings.request_timeout_s)
         except asyncio.TimeoutError:
             raise RequestError(408, "request_timeout_s",
                                f"the upload did not arrive within {settings.request_timeout_s:g} s") from None

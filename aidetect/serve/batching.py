@@ -3,12 +3,14 @@
 Each request puts its files on a queue and awaits its own results. One loop takes the first job,
 gathers more until it holds `max_images` images or `wait_s` has passed, and hands them to the
 model thread as one call (per decision rule: requests with another threshold get their own call).
-While the model works, new requests queue up and make the next batch: under load batches grow by
-themselves, and an idle service adds at most `wait_s` to a request. With batching off every
+It waits only while other uploads are still arriving (`receiving`): a lone request goes straight
+to the model. While the model works, new requests queue up and make the next batch, so under load
+batches grow by themselves. With batching off every
 request is one model call, in arrival order.
 """
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 from dataclasses import dataclass
 from typing import Callable, Dict, Hashable, List, Sequence
@@ -46,6 +48,16 @@ class Batcher:
         self.wait_s, self.max_queued_images, self.on_batch = wait_s, max_queued_images, on_batch
         self.queue: asyncio.Queue = asyncio.Queue()
         self.queued_images = 0
+        self.arriving = 0                   # requests still reading their upload
+
+    @contextlib.contextmanager
+    def receiving(self):
+        """Around reading a request's upload: the next batch may wait for it."""
+        self.arriving += 1
+        try:
+            yield
+        finally:
+            self.arriving -= 1
 
     async def classify(self, sources: Sequence[bytes], names: Sequence[str], decision: Hashable) -> List:
         """The model's results for these files, in their order."""
@@ -60,7 +72,7 @@ class Batcher:
         jobs = [await self.queue.get()]
         count = len(jobs[0].sources)
         deadline = asyncio.get_running_loop().time() + self.wait_s
-        while count < self.max_images:
+        while count < self.max_images and (self.arriving or not self.queue.empty()):
             try:
                 job = self.queue.get_nowait() if not self.queue.empty() else await asyncio.wait_for(
                     self.queue.get(), deadline - asyncio.get_running_loop().time())
