@@ -32,7 +32,7 @@ def _shard(text: str):
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders")
-    parser.add_argument("--model", help="a .keras file or a run folder, e.g. models/default for the "
+    parser.add_argument("--model", help="a .keras file or a run folder, e.g. models/resnet101 for the "
                                         "ResNet101 (default: $AIDETECT_MODEL, else the first shipped "
                                         "model, models/compact)")
     parser.add_argument("--output", help="results.csv or results.json (default: CSV on stdout)")

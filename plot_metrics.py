@@ -11,14 +11,14 @@ from pathlib import Path
 
 from aidetect.plots import PlotError, write_plots
 
-DEFAULT_RUN = Path(__file__).resolve().parent / "models" / "default"
+DEFAULT_RUN = Path(__file__).resolve().parent / "models" / "resnet101"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=DEFAULT_RUN,
                         help="run folder with history.json and metrics.json "
-                             "(default: the default model's, models/default)")
+                             "(default: the ResNet101's, models/resnet101)")
     parser.add_argument("--out", type=Path, default=Path("metrics_graphs"),
                         help="folder for the PNG files (default: %(default)s)")
     args = parser.parse_args(argv)

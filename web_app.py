@@ -1,6 +1,6 @@
 """The web page: upload images, see whether each is AI-generated or real, and where the model looked.
 
-    streamlit run web_app.py                      (model: $AIDETECT_MODEL or models/default/model.keras)
+    streamlit run web_app.py                      (model: $AIDETECT_MODEL or models/compact)
     streamlit run web_app.py -- --model PATH      (a .keras file or a run folder)
 
 The page only lays things out; loading, preprocessing, prediction, explanations and labels live in
@@ -17,7 +17,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from aidetect import explain, images, provenance, results
+from aidetect import explain, images, measured, provenance, results
 from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, OUT_OF_SCOPE_LABEL, REAL_LABEL,
                              UNCERTAIN_LABEL, describe_decision, format_probability, verdict)
 from aidetect.model import ModelError
@@ -64,31 +64,20 @@ def model_path_from_command_line() -> str:
     return str(resolve_model_path(known.model))
 
 
-def describe_model(path: str, short: bool = False) -> str:
-    """From the run folder's own records: 'compact (compact CNN, 97.3% on CIFAKE test)', or for
-    the sidebar's narrow picker (short=True) 'compact · 97.3%'."""
-    info = read_run_info(path)
-    backbone = info.get("settings", {}).get("backbone")
-    accuracy = info.get("metrics", {}).get("accuracy")
+def describe_model(path: str, short: bool = False, served: bool = False) -> str:
+    """measured.describe_model from the run folder's own records."""
     name = Path(path).parent.name if Path(path).name == "model.keras" else Path(path).name
-    if info.get("settings", {}).get("view") == "native":      # not a CIFAKE model: no CIFAKE accuracy
-        return f"{name} · full-size images" if short else f"{name} (full-size images at their own resolution)"
-    measured = f"{accuracy:.1%}" if isinstance(accuracy, (int, float)) else ""
-    if short:
-        return f"{name} · {measured}" if measured else name
-    details = [{"resnet101": "ResNet101", "compact": "compact CNN"}.get(backbone, backbone or ""),
-               f"{measured} on CIFAKE test" if measured else ""]
-    details = [d for d in details if d]
-    return f"{name} ({', '.join(details)})" if details else name
+    return measured.describe_model(name, read_run_info(path), short, served)
 
 
 def choose_model() -> str:
-    """The sidebar's model picker: the page's start model first, then the shipped ones."""
+    """The sidebar's model picker: the page's start model first (the one served), then the shipped ones."""
     start = model_path_from_command_line()
     choices = [start] + [str(p) for p in shipped_model_paths() if p.resolve() != Path(start).resolve()]
     with st.sidebar:
-        return st.selectbox("Model", choices, format_func=lambda path: describe_model(path, short=True), key="model",
-                            help="Each model's measured accuracy is shown; the results docs compare them.")
+        return st.selectbox("Model", choices, format_func=lambda path: describe_model(path, True, path == start),
+                            key="model", help="What each model is for and how it measured; docs/results.md "
+                                              "compares them.")
 
 
 @st.cache_resource(show_spinner="Loading the model…")

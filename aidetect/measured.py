@@ -73,3 +73,23 @@ def worth(info: Dict, view: str, kind: str) -> Worth:
     if accuracy >= RELIABLE_ACCURACY:
         return Worth(sentence + ".")
     return Worth(sentence + f", a weak hint; its probabilities are shown no surer than {accuracy:.0%}.", accuracy)
+
+
+ARCHITECTURES = {"resnet101": "ResNet101", "compact": "compact CNN", "residual": "residual CNN"}
+
+
+def describe_model(name: str, info: Dict, short: bool = False, served: bool = False) -> str:
+    """What a model is for and how it measured, from its records (predict.read_run_info): for the
+    picker (short) 'compact CNN for 32 px images · 97.3% on CIFAKE test (served)', else
+    'compact (compact CNN for 32 px images, 97.3% on CIFAKE test)'."""
+    settings = info.get("settings", {})
+    architecture = ARCHITECTURES.get(settings.get("backbone"), settings.get("backbone") or name)
+    if settings.get("view") == "native":      # not a CIFAKE model: no CIFAKE accuracy
+        what, measured = f"{architecture} for full-size images", "held-out wild-crops in its notes"
+    else:
+        accuracy = info.get("metrics", {}).get("accuracy")
+        what = f"{architecture} for {settings.get('image_size', 32)} px images"
+        measured = f"{accuracy:.1%} on CIFAKE test" if isinstance(accuracy, (int, float)) else "not measured"
+    if short:
+        return f"{what} · {measured}" + (" (served)" if served else "") + ("" if name.lower() in what.lower() else f" · {name}")
+    return f"{name} ({what}, {measured})"

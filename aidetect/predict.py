@@ -6,6 +6,7 @@ import functools
 import gc
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -27,20 +28,34 @@ MODEL_ENV_VAR = "AIDETECT_MODEL"
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 # run folders shipped in git, in the page's picker order; the first is what every tool serves unless
 # told otherwise (the better one on the CIFAKE test split and under photo processing: docs/results.md)
-SHIPPED_MODELS = ("compact", "default")
+SHIPPED_MODELS = ("compact", "resnet101")
+RENAMED_MODELS = {"default": "resnet101"}   # old run-folder names that still work, with a notice
 DEFAULT_MODEL_PATH = MODELS_DIR / SHIPPED_MODELS[0] / MODEL_FILE
 # answers the images too small for a native-resolution model's crops (Predictor.route)
 SMALL_IMAGE_MODEL_PATH = MODELS_DIR / "compact" / MODEL_FILE
 
 
 def default_model_path() -> Path:
-    """$AIDETECT_MODEL if set, else the shipped models/default/model.keras."""
+    """$AIDETECT_MODEL if set, else the first shipped model (models/compact/model.keras)."""
     return Path(os.environ.get(MODEL_ENV_VAR) or DEFAULT_MODEL_PATH)
+
+
+def renamed(path: Path) -> Path:
+    """models/default[/model.keras] -> models/resnet101[/...] (with a one-line notice on stderr)
+    where the old folder is gone and the new one is there; any other path as it is."""
+    parts = list(path.parts)
+    for index, part in enumerate(parts[:-1] if path.suffix else parts):
+        if part in RENAMED_MODELS and index and parts[index - 1] == "models" and not path.exists():
+            moved = Path(*parts[:index], RENAMED_MODELS[part], *parts[index + 1:])
+            if moved.exists():
+                print(f"note: models/{part} is now called models/{RENAMED_MODELS[part]}; using {moved}", file=sys.stderr)
+                return moved
+    return path
 
 
 def resolve_model_path(path=None) -> Path:
     """A .keras file or a run folder, else the default model -> the .keras file path."""
-    return model_file(path or default_model_path())
+    return model_file(renamed(Path(path or default_model_path())))
 
 
 def shipped_model_paths() -> List[Path]:

@@ -72,7 +72,7 @@ class Settings:
     l1: float = 0.0                     # the seed's 0.02/0.04 swamp the initial loss (docs/results.md)
     l2: float = 1e-4
     init_from: str = ""                 # "" = random; else a .keras model (or run folder) of the same
-                                        # architecture to continue from, e.g. models/default
+                                        # architecture to continue from, e.g. models/resnet101
     # optimisation
     optimizer: str = field(default="adam", metadata={"choices": OPTIMIZERS})
     weight_decay: float = 1e-4          # adamw only (decoupled, on every weight)

@@ -83,7 +83,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="a .keras file or run folder (default: $AIDETECT_MODEL, "
-                                        "else models/default/model.keras)")
+                                        "else models/resnet101/model.keras)")
     parser.add_argument("--rounds", type=int, default=10, help="timed uploads of each kind")
     parser.add_argument("--batch", type=int, default=10, help="images per upload in the batch timing")
     parser.add_argument("--cold-child", action="store_true", help=argparse.SUPPRESS)

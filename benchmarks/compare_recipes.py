@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=6000, help="training images seen per variant")
     parser.add_argument("--eval-images", type=int, default=2000, help="validation and test images")
     parser.add_argument("--robust-images", type=int, default=1000, help="test images for robustness.py")
-    parser.add_argument("--init-from", default="models/default", help="start of the ResNet variants")
+    parser.add_argument("--init-from", default="models/resnet101", help="start of the ResNet variants")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--add", nargs="*", default=[], help="finished run folders to score as well")
     parser.add_argument("--output", default="models/compare-recipes.json")

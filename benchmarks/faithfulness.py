@@ -6,7 +6,7 @@ probability drops; k % random pixels are the control. A faithful method drops it
 Prints the mean drop per k, the area under the drop-vs-k curve (k as a fraction, 0..0.5; higher
 is better) and the time per explanation of one image (after a warm-up call that traces the graph).
 
-    python benchmarks/faithfulness.py --model models/default/model.keras --images 500
+    python benchmarks/faithfulness.py --model models/resnet101/model.keras --images 500
     python benchmarks/faithfulness.py --methods gradcam gradcam:conv3_block4_out   # compare layers
 """
 import argparse

@@ -6,7 +6,7 @@ accuracy, AUC, and per class how often it is right, so you see which way each ch
 then the mean and the worst accuracy over the changes (the model issue's targets: mean >= 95 %,
 every change >= 93 %; "none" and "mirrored" are not changes a user's picture suffers).
 
-    python benchmarks/robustness.py --model models/default/model.keras --images 2000 [--json out.json]
+    python benchmarks/robustness.py --model models/resnet101/model.keras --images 2000 [--json out.json]
 """
 import argparse
 import io

@@ -4,7 +4,7 @@ Views: the image, its mirror, and its 1-pixel shifts up, down, left and right (r
 so every pixel keeps its value). Prints accuracy, AUC and loss for the view sets in docs/results.md's
 "Test-time views" table; each view costs one more pass of the model over the images.
 
-    python benchmarks/views_at_test_time.py --model models/default/model.keras      # ~5 min on 2 CPUs
+    python benchmarks/views_at_test_time.py --model models/resnet101/model.keras      # ~5 min on 2 CPUs
 """
 import argparse
 

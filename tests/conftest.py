@@ -39,7 +39,7 @@ def tiny_model_path(tmp_path_factory, tiny_settings) -> Path:
     return save_slim(build_model(tiny_settings), tiny_settings, run_dir / "model.keras")
 
 
-@pytest.fixture(scope="session", params=["compact", "default"])
+@pytest.fixture(scope="session", params=["compact", "resnet101"])
 def shipped_model_path(request) -> Path:
     """Each shipped model (models/<name>/model.keras), one test run per model."""
     from aidetect.predict import MODELS_DIR, SHIPPED_MODELS

@@ -12,7 +12,7 @@ The model is a tiny one built here whose answer depends strongly on the image (i
 so the sixteen images get sixteen clearly different probabilities and a result shown in the wrong
 session would be caught. To try a real model instead (prints its RSS; allow more time):
 
-    AIDETECT_MANY_USERS_MODEL=models/default/model.keras AIDETECT_MANY_USERS_S=900 \
+    AIDETECT_MANY_USERS_MODEL=models/resnet101/model.keras AIDETECT_MANY_USERS_S=900 \
         pytest tests/test_many_users.py -s
 
 Needs the Debian package chromium and the Python package playwright, like tests/test_browser.py.

@@ -93,3 +93,12 @@ def test_walk_through_every_card_has_a_reason_and_its_caveat(monkeypatch, sample
             assert "On full-size images from sources it never saw" in caveat, name
             assert probability not in ("< 0.1%", "> 99.9%"), (name, probability)
     assert "file declares AI" in list(page.dataframe[0].value["decided by"])
+
+
+def test_picker_labels_say_what_each_shipped_model_is_for():
+    labels_ = {name: measured.describe_model(name, read_run_info(MODELS_DIR / name / "model.keras"), short=True,
+                                             served=name == "compact") for name in ("compact", "resnet101")}
+    if not (MODELS_DIR / "resnet101" / "metrics.json").is_file():
+        pytest.skip("the shipped models' records are not in this copy")
+    assert labels_ == {"compact": "compact CNN for 32 px images · 97.3% on CIFAKE test (served)",
+                       "resnet101": "ResNet101 for 32 px images · 95.6% on CIFAKE test"}

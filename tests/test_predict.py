@@ -72,6 +72,17 @@ def test_tools_serve_the_first_shipped_model_unless_told_otherwise(monkeypatch, 
     monkeypatch.delenv(MODEL_ENV_VAR, raising=False)
     assert SHIPPED_MODELS[0] == "compact"          # measured better on clean and processed images
     assert resolve_model_path() == MODELS_DIR / "compact" / "model.keras"
-    assert resolve_model_path("models/default") == Path("models/default/model.keras")
+    assert resolve_model_path(MODELS_DIR / "resnet101") == MODELS_DIR / "resnet101" / "model.keras"
     monkeypatch.setenv(MODEL_ENV_VAR, str(tmp_path / "mine.keras"))
     assert resolve_model_path() == tmp_path / "mine.keras"
+
+
+def test_the_old_name_models_default_still_works_and_says_the_new_one(capsys):
+    from aidetect.predict import MODELS_DIR, resolve_model_path
+    if not (MODELS_DIR / "resnet101").is_dir():
+        pytest.skip("the shipped ResNet101 is not in this copy")
+    assert resolve_model_path(MODELS_DIR / "default") == MODELS_DIR / "resnet101" / "model.keras"
+    assert resolve_model_path(MODELS_DIR / "default" / "model.keras") == MODELS_DIR / "resnet101" / "model.keras"
+    assert capsys.readouterr().err.count("models/default is now called models/resnet101") == 2
+    assert resolve_model_path(MODELS_DIR / "compact") == MODELS_DIR / "compact" / "model.keras"
+    assert "now called" not in capsys.readouterr().err

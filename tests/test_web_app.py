@@ -91,7 +91,7 @@ def test_model_picker_lists_shipped_models_with_accuracy_and_switches_answers(
     import aidetect.predict
     models = tmp_path / "models"
     says_ai = _saved_tiny(models / "compact", tiny_settings, [0.0, 10.0], 0.971)
-    says_real = _saved_tiny(models / "default", tiny_settings, [10.0, 0.0], 0.956)
+    says_real = _saved_tiny(models / "resnet101", tiny_settings, [10.0, 0.0], 0.956)
     (says_real.parent / "robustness.json").write_text(json.dumps(
         {"mean_accuracy": 0.81, "worst_accuracy": 0.70, "worst_change": "sharpened"}))
     (says_real.parent / "wild.json").write_text(json.dumps({"images": 2162, "accuracy": 0.71, "by_family": {
@@ -101,12 +101,13 @@ def test_model_picker_lists_shipped_models_with_accuracy_and_switches_answers(
     monkeypatch.setattr(aidetect.predict, "MODELS_DIR", models)
     page = open_page(monkeypatch, says_ai, uploads(sample_dir / "FAKE", 2))
     picker = page.selectbox(key="model")
-    assert picker.options == ["compact · 97.1%", "default · 95.6%"]
+    assert picker.options == ["tiny for 32 px images · 97.1% on CIFAKE test (served) · compact",
+                              "tiny for 32 px images · 95.6% on CIFAKE test · resnet101"]
     assert all("AI-generated" in v for v in verdicts(page))
     assert "never measured on full-size images" in page.warning[0].value
     picker.set_value(str(says_real)).run()
     assert not page.exception and len(verdicts(page)) == 2 and all("Real" in v for v in verdicts(page))
-    assert "answering: default (tiny, 95.6% on CIFAKE test)" in page.info[0].value.replace("\\", "")
+    assert "answering: resnet101 (tiny for 32 px images, 95.6% on CIFAKE test)" in page.info[0].value.replace("\\", "")
     assert "right on 70 of 100 at worst (sharpened)" in page.info[0].value
     # the wild set's numbers from the model's own wild.json, in plain numbers, families of ten or more
     warning = page.warning[0].value
