@@ -5,13 +5,18 @@ IPTC/XMP source type, generator settings) and from its pixels; prints CSV or wri
     python classify.py big-folder/ --shard 0/4 --output part0.csv     (one of 4 machines)
 
 Folders are searched recursively for .jpg .jpeg .png .webp .bmp .gif .tif .tiff .heic .heif .avif;
-rows come in sorted path order. Exit status 0 when at least one image was classified.
+rows come in sorted path order; a picture of a type it cannot read (Photoshop, camera raw, SVG, JPEG
+XL...) gets a row saying what to do, other files in folders are counted. The last line on stderr
+sums the run up (files seen, classified, unreadable, skipped by type, time). Exit status: 0 when at
+least one image was classified; 1 when none was, a path is missing or the model cannot be loaded;
+2 for bad arguments.
 """
 import argparse
 import contextlib
 import dataclasses
 import os
 import sys
+import time
 from pathlib import Path
 
 from aidetect.labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, check_decision
@@ -81,7 +86,15 @@ def missing_paths(paths) -> list:
     return [f"error: {path}: no such file or folder" for path in paths if not os.path.exists(path)]
 
 
+def summary(seen: int, classified: int, others: int, seconds: float, output) -> str:
+    """The run's one-line summary on stderr: every file given or found is accounted for."""
+    return (f"{seen + others:,} files: {classified:,} classified, {seen - classified:,} unreadable (see the error "
+            f"column), {others:,} skipped by type (not pictures); {seconds:.1f} s; results in "
+            f"{output or 'standard output'}")
+
+
 def main(argv=None) -> int:
+    started = time.perf_counter()
     args = parse_args(argv)
     missing = missing_paths(args.paths)
     if missing:                                     # before the model loads: a typo costs no wait
@@ -92,12 +105,13 @@ def main(argv=None) -> int:
     from aidetect.model import ModelError
     from aidetect.predict import Predictor, reliability_warning
 
-    every_file = batch.list_inputs(args.paths)
+    every_file, others = batch.list_inputs(args.paths)
     first, stop = batch.shard_bounds(len(every_file), *args.shard)
     files = every_file[first:stop]
     if not files:
         print(f"error: no image files found in {', '.join(args.paths)}"
-              + (f" (shard {args.shard[0]}/{args.shard[1]} is empty)" if every_file else ""), file=sys.stderr)
+              + (f" (shard {args.shard[0]}/{args.shard[1]} is empty)" if every_file else "")
+              + (f"; {others:,} other files skipped by type" if others else ""), file=sys.stderr)
         return 1
     json_output = args.output and results.is_json(args.output)
     with contextlib.ExitStack() as stack:
@@ -137,6 +151,8 @@ def main(argv=None) -> int:
                 done.append(result)
     if json_output:
         results.write(done, args.output)
+    print(summary(len(files), classified, others if args.shard == (0, 1) else 0, time.perf_counter() - started,
+                  args.output), file=sys.stderr)
     if not classified:
         print(f"error: none of the {len(files)} files could be classified (see the error column)",
               file=sys.stderr)

@@ -6,6 +6,7 @@ are in memory at any time. A file that cannot be read becomes a Result with its 
 """
 import os
 import sys
+from pathlib import Path
 from typing import Iterator, List, Sequence, Tuple
 
 import numpy as np
@@ -22,16 +23,22 @@ from .results import Result
 from .preprocess import view_count
 
 
-def list_inputs(paths: Sequence[str]) -> List[str]:
-    """Files exactly as given, and image files under folders (recursively), joined to the folder
-    as given; sorted, so that the order (and every --shard slice) is the same on every run."""
-    found = []
+def list_inputs(paths: Sequence[str]) -> Tuple[List[str], int]:
+    """(files, others): the files exactly as given, and under folders (recursively) the images and
+    the pictures of types we do not read (each gets a row saying so), joined to the folder as
+    given and sorted, so that the order (and every --shard slice) is the same on every run; and
+    how many other files the folders hold (not pictures: counted in the summary, no row)."""
+    found, others = [], 0
     for path in paths:
         if os.path.isdir(path):
-            found += [os.path.join(path, str(file.relative_to(path))) for file in images.list_image_files(path)]
+            for file in sorted(p for p in Path(path).rglob("*") if p.is_file()):
+                if images.is_picture_path(file):
+                    found.append(os.path.join(path, str(file.relative_to(path))))
+                else:
+                    others += 1
         else:
             found.append(path)
-    return sorted(found)
+    return sorted(found), others
 
 
 def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:

@@ -29,8 +29,30 @@ class ImageError(InputError):
     """An image that cannot be used; str(error) is a one-line reason."""
 
 
+# image types people bring that this loader does not read: the reason, and what to do, in plain words
+UNSUPPORTED_TYPES = {
+    ".psd": "a Photoshop document: export it as JPEG or PNG",
+    ".svg": "a vector drawing (SVG), not a picture of pixels: export it as PNG",
+    ".jxl": "JPEG XL is not supported yet: convert it to JPEG or PNG",
+    ".pdf": "a PDF document: export the picture as JPEG or PNG",
+    **{ext: "a camera raw file: export it from your photo app as JPEG"
+       for ext in (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw")},
+}
+
+
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def is_picture_path(path: Path) -> bool:
+    """An image we read, or a kind of picture we do not (UNSUPPORTED_TYPES): it gets a row either way."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS or path.suffix.lower() in UNSUPPORTED_TYPES
+
+
+def unreadable_reason(name: str = "") -> str:
+    """Why a file Pillow cannot identify is refused, from its name where that says more."""
+    known = UNSUPPORTED_TYPES.get(Path(name).suffix.lower()) if name else None
+    return f"cannot read this file: {known}" if known else "not an image file (or a format Pillow cannot read)"
 
 
 def list_image_files(folder: Path) -> List[Path]:
@@ -118,8 +140,9 @@ def _read_metadata(image: Image.Image, data: bytes) -> FileMetadata:
     return FileMetadata(data, image.format or "", text, exif, has_gps, xmp, tuple(notes))
 
 
-def load_image(source: Source) -> LoadedImage:
-    """Decode an image file (first frame, EXIF orientation applied) and keep what its metadata says."""
+def load_image(source: Source, name: str = "") -> LoadedImage:
+    """Decode an image file (first frame, EXIF orientation applied) and keep what its metadata says;
+    name (a path's own by default) words the reason for a type we do not read."""
     data = _read_bytes(source)
     try:
         with Image.open(io.BytesIO(data)) as image:
@@ -134,7 +157,7 @@ def load_image(source: Source) -> LoadedImage:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError("not an image file (or a format Pillow cannot read)") from None
+        raise ImageError(unreadable_reason(name or ("" if isinstance(source, (bytes, bytearray)) else str(source)))) from None
     except Image.DecompressionBombError:
         raise ImageError("image is too large (decompression bomb guard)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:
@@ -147,10 +170,10 @@ def load_rgb(source: Source) -> np.ndarray:
     return load_image(source).rgb
 
 
-def try_load_image(source: Source) -> Tuple[Optional[LoadedImage], Optional[str]]:
+def try_load_image(source: Source, name: str = "") -> Tuple[Optional[LoadedImage], Optional[str]]:
     """load_image without raising, whatever the file holds: (image, None) or (None, one-line reason)."""
     try:
-        return load_image(source), None
+        return load_image(source, name), None
     except ImageError as error:
         return None, str(error)
     except Exception as bug:  # a decoder bug on one odd file must not stop a batch, a page or `prepare`

@@ -342,7 +342,7 @@ class Predictor:
                  keep_images: bool = False, trust_anchors: str = "") -> List[Result]:
         """Classify bytes/paths together; unreadable ones get a Result with an error."""
         names = list(names) if names is not None else [str(s) for s in sources]
-        return self.answer(names, (image_files.try_load_image(source) for source in sources),
+        return self.answer(names, (image_files.try_load_image(source, name) for source, name in zip(sources, names)),
                            threshold, uncertain_band, keep_images, trust_anchors)
 
     def classify_one(self, source, name: str = "", **options) -> Result:

@@ -39,7 +39,7 @@ def test_direct_runner_writes_the_rows_classify_writes(tmp_path, sample_dir, tin
     rows.sort(key=lambda row: row["path"])
     assert next(row for row in rows if row["path"].endswith("settings.png"))["provenance"] == "generator-metadata"
 
-    files = batch.list_inputs([str(inputs)])
+    files, _ = batch.list_inputs([str(inputs)])
     expected = list(batch.classify_files(Predictor.load(tiny_model_path), files, progress=False))
     assert [row["path"] for row in rows] == files
     for row, result in zip(rows, expected):
