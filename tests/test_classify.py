@@ -145,6 +145,7 @@ def test_unwritable_explain_folder_is_a_one_line_error(image_dir, tiny_model_pat
     assert status == 1 and out == "" and err.startswith("error: ") and len(err.splitlines()) == 1
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")   # the test's truncated TIFF, on purpose
 def test_gif_and_tiff_files_are_scanned_and_classified(image_dir, tiny_model_path, capsys):
     from PIL import Image
     from tests.bad_inputs import animated_gif

@@ -172,9 +172,12 @@ def read_page(found: dict) -> Tuple[Dict[str, tuple], Dict[str, tuple], list]:
         cards[name] = (match["verdict"], match["prob"]) if match else words
     table = {}
     for cells in found["table"]:
-        name, shown, prob = cells if len(cells) == 3 else (repr(cells), "", "")
+        name, shown, prob = cells[:3] if len(cells) == len(TABLE_COLUMNS) else (repr(cells), "", "")
         table[name] = (shown, prob)
     return cards, table, found
+
+
+TABLE_COLUMNS = ("file", "verdict", "probability AI-generated", "decided by", "file evidence")   # the page's summary
 
 
 async def one_user(browser, url: str, files: List[Path], ready: asyncio.Barrier, timeout_s: float):
@@ -190,7 +193,8 @@ async def one_user(browser, url: str, files: List[Path], ready: asyncio.Barrier,
         await page.get_by_text("Choose images...").wait_for()
         await ready.wait()                  # every session is open and the model is loaded
         start = time.monotonic()
-        await page.locator("input[type=file]").set_input_files(
+        images_input = page.get_by_test_id("stFileUploader").filter(has_text="Choose images...")   # not the trust list's
+        await images_input.locator("input[type=file]").set_input_files(
             [{"name": p.name, "mimeType": "image/jpeg", "buffer": p.read_bytes()} for p in files])
         await expect(page.get_by_text("Probability AI-generated:")).to_have_count(len(files), timeout=wait_ms)
         await expect(page.get_by_test_id("stStatusWidget")).to_have_count(0, timeout=wait_ms)
@@ -199,7 +203,7 @@ async def one_user(browser, url: str, files: List[Path], ready: asyncio.Barrier,
         await expect(page.get_by_text("can't be classified")).to_have_count(0)
         # captions and the summary grid appear a moment after the run (image loads, lazy grid)
         await expect(page.get_by_test_id("stImageCaption")).to_have_count(len(files), timeout=wait_ms)
-        await expect(page.locator('[data-testid="stDataFrame"] td')).to_have_count(3 * len(files),
+        await expect(page.locator('[data-testid="stDataFrame"] td')).to_have_count(len(TABLE_COLUMNS) * len(files),
                                                                                  timeout=wait_ms)
         return read_page(await page.evaluate(READ_PAGE)), verdicts_s, time.monotonic() - start
     finally:
