@@ -1,5 +1,4 @@
 """The Predictor: mirror averaging, and the shipped model's answers on the sample images."""
-from pathlib import Path
 
 import numpy as np
 import pytest

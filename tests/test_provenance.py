@@ -1,7 +1,6 @@
 """What the file says: Content Credentials signed here with a test CA, generator settings, IPTC/XMP,
 camera EXIF, HEIC, hostile metadata and two real OpenAI files, read by the real c2pa library and
 Pillow, and the verdict each one gets from labels.verdict."""
-import io
 import struct
 import zlib
 
