@@ -17,7 +17,11 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from aidetect import explain, images, measured, provenance, results
+from aidetect.quiet import start_tensorflow
+
+start_tensorflow()      # before the package imports it: TensorFlow's native start-up lines stay off the log
+
+from aidetect import explain, images, measured, provenance, results  # noqa: E402 (after the quiet start)
 from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND, OUT_OF_SCOPE_LABEL, REAL_LABEL,
                              UNCERTAIN_LABEL, describe_decision, format_probability, verdict)
 from aidetect.model import ModelError
@@ -85,6 +89,7 @@ def load_predictor(model_path: str) -> Predictor:
     """Once per server process and model path; failures are not cached, so a fixed file is seen."""
     predictor = Predictor.load(model_path)
     settle_long_lived_process()        # Streamlit's clean-ups after every run would cost seconds
+    print(f"Model loaded: {describe_model(model_path, short=True)} ({model_path})", file=sys.stderr, flush=True)
     return predictor
 
 

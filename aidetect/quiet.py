@@ -37,11 +37,13 @@ def native_logs_silenced():
 
 
 def start_tensorflow(verbose_flag: bool = False) -> None:
-    """Import TensorFlow and Keras quietly (a command-line tool calls this first); --verbose sets
+    """Import TensorFlow and Keras quietly (a command-line tool or the page calls this first); --verbose sets
     AIDETECT_VERBOSE so that every later load in this process is verbose too."""
     if verbose_flag:
         os.environ[VERBOSE_ENV_VAR] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")     # Python-side TensorFlow warnings
+    if "tensorflow" in sys.modules:     # started already (the page runs its script again on every click)
+        return
     with native_logs_silenced():
         import keras  # noqa: F401
         import tensorflow  # noqa: F401

@@ -5,10 +5,9 @@
         server.model_loads()     how many times the server process has loaded a model so far
         server.rss_bytes()       the server process's resident memory now (VmRSS); peak: VmHWM
 
-The server is Streamlit's own command line (`streamlit run`), started as
-`python -m tests.streamlit_server run web_app.py ...` so that, before Streamlit starts, each
-Predictor.load prints LOAD_MARKER to the log: tests can count model loads without any change to
-web_app.py. The server is always stopped when the `with` block ends, however it ends.
+The server is Streamlit's own command line (`python -m streamlit run web_app.py ...`), exactly as
+a user starts it; the page prints LOAD_MARKER on every model load, so tests count loads from the
+log. The server is always stopped when the `with` block ends, however it ends.
 No pytest in here: a failure raises ServerError, so benchmarks can use it too.
 """
 import contextlib
@@ -28,7 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
-LOAD_MARKER = "aidetect-test: model loaded from "
+LOAD_MARKER = "Model loaded: "          # web_app.py's line on stderr, once per model load
 START_S = 120                   # imports TensorFlow first; slow on a busy 2-core machine
 STOP_S = 15
 
@@ -108,7 +107,7 @@ def streamlit_server(model_path, log: Path, page: str = "web_app.py",
                PYTHONUNBUFFERED="1")
     with Path(log).open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.streamlit_server", "run", page,
+            [sys.executable, "-m", "streamlit", "run", page,
              "--server.address", "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
              "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
@@ -118,22 +117,3 @@ def streamlit_server(model_path, log: Path, page: str = "web_app.py",
         yield server
     finally:
         _stop(process)
-
-
-def _announce_model_loads() -> None:
-    """Wrap Predictor.load (web_app.py's load_predictor calls it) to print LOAD_MARKER + path."""
-    from aidetect.predict import Predictor
-    load = Predictor.load.__func__
-
-    def announced_load(cls, path=None):
-        predictor = load(cls, path)
-        print(f"{LOAD_MARKER}{predictor.model_path}", flush=True)
-        return predictor
-
-    Predictor.load = classmethod(announced_load)
-
-
-if __name__ == "__main__":          # python -m tests.streamlit_server run web_app.py [options]
-    _announce_model_loads()
-    from streamlit.web.cli import main
-    sys.exit(main(prog_name="streamlit"))

@@ -27,7 +27,12 @@ def page_url(tiny_model_path, tmp_path):
         yield server.url
 
 
-def test_upload_two_images_a_declared_ai_image_and_a_corrupt_file(page_url, sample_dir):
+@pytest.fixture
+def server_log(tmp_path):
+    return tmp_path / "streamlit.log"
+
+
+def test_upload_two_images_a_declared_ai_image_and_a_corrupt_file(page_url, server_log, sample_dir):
     from tests import evidence_files
 
     files = [{"name": path.name, "mimeType": "image/jpeg", "buffer": path.read_bytes()}
@@ -67,5 +72,10 @@ def test_upload_two_images_a_declared_ai_image_and_a_corrupt_file(page_url, samp
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             print(f"screenshot: {SCREENSHOT}")
+            # a quiet first start: the URL block and the model's line, nothing from TensorFlow
+            log = [line.strip() for line in server_log.read_text().splitlines() if line.strip()]
+            assert log[:2] == ["You can now view your Streamlit app in your browser.",
+                               f"URL: http://localhost:{page_url.rsplit(':', 1)[1]}"]
+            assert [line for line in log[2:] if not line.startswith("Model loaded: ")] == [], log
         finally:
             browser.close()
