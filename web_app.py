@@ -89,7 +89,8 @@ def load_predictor(model_path: str) -> Predictor:
     """Once per server process and model path; failures are not cached, so a fixed file is seen."""
     predictor = Predictor.load(model_path)
     settle_long_lived_process()        # Streamlit's clean-ups after every run would cost seconds
-    print(f"Model loaded: {describe_model(model_path, short=True)} ({model_path})", file=sys.stderr, flush=True)
+    # stdout, with Streamlit's URL: stderr is pointed at /dev/null while another session loads quietly
+    print(f"Model loaded: {describe_model(model_path, short=True)} ({model_path})", flush=True)
     return predictor
 
 
