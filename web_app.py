@@ -26,7 +26,7 @@ from aidetect.labels import (AI_LABEL, DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND
                              UNCERTAIN_LABEL, describe_decision, format_probability, verdict)
 from aidetect.model import ModelError
 from aidetect.predict import (MODEL_ENV_VAR, Predictor, read_run_info, reliability_warning, resolve_model_path,
-                              settle_long_lived_process, shipped_model_paths)
+                              run_name, settle_long_lived_process, shipped_model_paths)
 from aidetect.results import Result
 
 MAX_UNCERTAIN_BAND = 0.25
@@ -70,8 +70,7 @@ def model_path_from_command_line() -> str:
 
 def describe_model(path: str, short: bool = False, served: bool = False) -> str:
     """measured.describe_model from the run folder's own records."""
-    name = Path(path).parent.name if Path(path).name == "model.keras" else Path(path).name
-    return measured.describe_model(name, read_run_info(path), short, served)
+    return measured.describe_model(run_name(path), read_run_info(path), short, served)
 
 
 def choose_model() -> str:
@@ -217,11 +216,11 @@ def trust_list_control() -> str:
                                   "official C2PA trust list. Without one, signers are named but not checked.")
     if upload is None:
         return ""
-    text = upload.getvalue().decode("ascii", "replace")
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        st.sidebar.error("That file holds no PEM certificate (-----BEGIN CERTIFICATE-----); it is not used.")
+    try:
+        return provenance.checked_trust_anchors(upload.getvalue().decode("ascii", "replace"))
+    except ValueError as error:
+        st.sidebar.error(f"{str(error).capitalize()}; it is not used.")
         return ""
-    return text
 
 
 def show_summary(labelled: List[Result]) -> None:

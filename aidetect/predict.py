@@ -77,6 +77,12 @@ def read_run_info(model_path) -> Dict:
     return info
 
 
+def run_name(path) -> str:
+    """models/compact/model.keras or models/compact -> "compact"; mine.keras -> "mine"."""
+    path = Path(path)
+    return path.parent.name if path.name == MODEL_FILE else path.stem
+
+
 UNRELIABLE_ACCURACY = 0.70      # a model that measured less than this gets a warning wherever it answers
 
 
@@ -165,10 +171,7 @@ class Predictor:
     @property
     def name(self) -> str:
         """The run folder's name ("compact"), or the file's stem for a bare .keras file."""
-        if self.model_path is None:
-            return ""
-        path = Path(self.model_path)
-        return path.parent.name if path.name == MODEL_FILE else path.stem
+        return "" if self.model_path is None else run_name(self.model_path)
 
     def describe_view(self, width: int, height: int) -> str:
         """What this model looks at in a width x height image, in words."""

@@ -89,15 +89,19 @@ def describe_source_type(term: str) -> str:
     return f"{SOURCE_TYPE_WORDS[term]} ({term})" if term in SOURCE_TYPE_WORDS else term
 
 
+def checked_trust_anchors(text: str, source: str = "that file") -> str:
+    """text, if it holds a PEM certificate; ValueError with the reason otherwise."""
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError(f"{source} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    return text
+
+
 def read_trust_anchors(path: Optional[str]) -> str:
     """The PEM text of a trust list file ('' for none); OSError/ValueError with the reason otherwise."""
     if not path:
         return ""
     with open(path, encoding="ascii", errors="replace") as file:
-        text = file.read()
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        raise ValueError(f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
-    return text
+        return checked_trust_anchors(file.read(), path)
 
 
 # --- C2PA -------------------------------------------------------------------------------------------
