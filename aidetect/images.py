@@ -6,6 +6,7 @@ can act on. Headers are checked before pixels are decoded, so decompression bomb
 HEIC/HEIF (iPhones) are read through pillow-heif, AVIF through Pillow itself.
 """
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
@@ -64,14 +65,14 @@ def _read_bytes(source: Source) -> bytes:
     if isinstance(source, (bytes, bytearray)):
         data = bytes(source)
     else:
-        path = Path(source)
         try:
-            size = path.stat().st_size
+            with open(source, "rb") as file:           # one open: its size is checked before reading
+                size = os.fstat(file.fileno()).st_size
+                if size > MAX_FILE_BYTES:
+                    raise ImageError(f"file is too large ({size / 2**20:.1f} MiB > {MAX_FILE_BYTES // 2**20} MiB)")
+                data = file.read()
         except OSError as error:
             raise ImageError(f"cannot open file: {error.strerror or error}") from None
-        if size > MAX_FILE_BYTES:
-            raise ImageError(f"file is too large ({size / 2**20:.1f} MiB > {MAX_FILE_BYTES // 2**20} MiB)")
-        data = path.read_bytes()
     if not data:
         raise ImageError("file is empty (0 bytes)")
     if len(data) > MAX_FILE_BYTES:
@@ -91,7 +92,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")     # RGB: no copy (issue 26)
 
 
 MAX_METADATA_BYTES = 1024 * 1024       # an XMP packet or text chunk larger than this is not read
@@ -133,8 +134,9 @@ def _read_metadata(image: Image.Image, data: bytes) -> FileMetadata:
     exif, has_gps = {}, False
     try:
         tags = image.getexif()
-        exif = {**dict(tags), **dict(tags.get_ifd(EXIF_IFD))}
-        has_gps = bool(tags.get_ifd(GPS_IFD))
+        if tags:                                        # most files carry none: nothing to look into
+            exif = {**dict(tags), **dict(tags.get_ifd(EXIF_IFD))}
+            has_gps = bool(tags.get_ifd(GPS_IFD))
     except Exception as error:  # a malformed EXIF block costs its tags, never the image
         notes.append(f"EXIF could not be read ({type(error).__name__})")
     return FileMetadata(data, image.format or "", text, exif, has_gps, xmp, tuple(notes))
@@ -152,8 +154,8 @@ def load_image(source: Source, name: str = "") -> LoadedImage:
             image.seek(0)                      # animated GIF/WebP: the first frame
             image.load()
             metadata = _read_metadata(image, data)
-            upright = ImageOps.exif_transpose(image)
-            return LoadedImage(np.asarray(_to_rgb(upright), dtype=np.uint8).copy(), metadata)
+            ImageOps.exif_transpose(image, in_place=True)      # in place: no copy of an upright image
+            return LoadedImage(np.array(_to_rgb(image), dtype=np.uint8), metadata)
     except ImageError:
         raise
     except UnidentifiedImageError:

@@ -168,9 +168,10 @@ class Predictor:
         self.small = small                          # "native" models: answers images smaller than a crop
         self._worth: Dict[str, Worth] = {}          # measured.worth per kind of image, read once
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The run folder's name ("compact"), or the file's stem for a bare .keras file."""
+        """The run folder's name ("compact"), or the file's stem for a bare .keras file (asked for
+        every image: worked out once)."""
         return "" if self.model_path is None else run_name(self.model_path)
 
     def describe_view(self, width: int, height: int) -> str:

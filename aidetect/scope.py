@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .files import atomic_path, write_atomically
 
@@ -26,6 +27,11 @@ FIT_IMAGES = 10000              # training images the class means and covariance
 MIN_AUROC = 0.8                 # a scope that separates synthetic images worse than this is not kept
 
 
+# numpy's BLAS runs our small matrix products on one thread: its own threads would fight the
+# model's for the same cores (classify.py lost ~15 % of its rate to them: issue 26)
+_BLAS = ThreadpoolController()
+
+
 @dataclass(frozen=True)
 class Scope:
     means: np.ndarray           # (classes, features)
@@ -35,8 +41,9 @@ class Scope:
     def scores(self, features: np.ndarray) -> np.ndarray:
         """(N, features) -> (N,) squared Mahalanobis distance to the nearer class mean."""
         features = np.asarray(features, dtype=np.float64)
-        return np.min([np.einsum("ij,jk,ik->i", features - mean, self.precision, features - mean)
-                       for mean in self.means], axis=0)
+        with _BLAS.limit(limits=1, user_api="blas"):
+            return np.min([((centred @ self.precision) * centred).sum(axis=1)
+                           for centred in (features - mean for mean in self.means)], axis=0)
 
     def save(self, path) -> Path:
         with atomic_path(path, ".tmp.npz") as temporary:

@@ -6,8 +6,8 @@ Runs `python classify.py FOLDER --no-mirror --model M --output x.csv` on folders
 `--images` CIFAKE test files (links into data/test), best of --repeats each, and reports the
 marginal rate (images - small) / (t(images) - t(small)), so start-up cancels, and the start-up
 itself (t(small) - small / marginal rate). Raw predict is the same model's `predict` on the same
-images, decoded into one in-memory array, one view each, timed in this process, best of
---repeats. Target: marginal rate >= 80 % of raw predict.
+images, decoded into one in-memory array, one view each, timed in this process between the
+command's runs, best of --repeats. Target: marginal rate >= 80 % of raw predict.
 """
 import argparse
 import os
@@ -35,23 +35,25 @@ def linked_folder(paths, folder: Path) -> Path:
     return folder
 
 
-def command_seconds(folder: Path, model: str, output: Path) -> float:
+def command_seconds(folder: Path, model: str, output: Path, batch_size: int) -> float:
     started = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "classify.py"), str(folder), "--no-mirror", "--model", model,
-                    "--output", str(output)], check=True, cwd=ROOT, stderr=subprocess.DEVNULL)
+                    "--output", str(output), "--batch-size", str(batch_size)], check=True, cwd=ROOT,
+                   stderr=subprocess.DEVNULL)
     return time.perf_counter() - started
 
 
-def raw_predict_seconds(model: str, paths, batch_size: int, repeats: int) -> float:
+def raw_predict(model: str, paths, batch_size: int):
+    """A callable that times one Keras `predict` of the model on the images, decoded in memory."""
     predictor = Predictor.load(model, mirror=False)
     inputs = np.stack([predictor.inputs(images.load_rgb(path))[0] for path in paths]).astype(np.float32)
     predictor.model.predict(inputs[:batch_size], batch_size=batch_size, verbose=0)       # trace once
-    best = float("inf")
-    for _ in range(repeats):
+
+    def seconds() -> float:
         started = time.perf_counter()
         predictor.model.predict(inputs, batch_size=batch_size, verbose=0)[:, POSITIVE_INDEX]
-        best = min(best, time.perf_counter() - started)
-    return best
+        return time.perf_counter() - started
+    return seconds
 
 
 def main() -> None:
@@ -69,12 +71,13 @@ def main() -> None:
         scratch = Path(scratch)
         small = linked_folder(paths[:args.small], scratch / "small")
         large = linked_folder(paths, scratch / "large")
-        times = {folder: [] for folder in (small, large)}
-        for _ in range(args.repeats):                 # alternate, so a busy moment hits both alike
-            for folder in times:
-                times[folder].append(command_seconds(folder, args.model, scratch / "out.csv"))
-        raw = raw_predict_seconds(args.model, paths, args.batch_size, args.repeats)
-    t_small, t_large = min(times[small]), min(times[large])
+        raw_seconds = raw_predict(args.model, paths, args.batch_size)
+        times = {small: [], large: [], "raw": []}
+        for _ in range(args.repeats):   # interleaved, so a busy moment of this shared machine hits all alike
+            for folder in (small, large):
+                times[folder].append(command_seconds(folder, args.model, scratch / "out.csv", args.batch_size))
+            times["raw"].append(raw_seconds())
+    t_small, t_large, raw = min(times[small]), min(times[large]), min(times["raw"])
     marginal = (len(paths) - args.small) / (t_large - t_small)
     raw_rate = len(paths) / raw
     print(f"model {args.model}, {len(paths)} and {args.small} CIFAKE test files, --no-mirror, best of "

@@ -25,6 +25,20 @@ def test_the_score_grows_away_from_the_training_features_and_the_threshold_keeps
     assert Scope.load(tmp_path / "none.npz") is None
 
 
+def test_the_score_is_the_squared_mahalanobis_distance_to_the_nearer_class_mean_on_one_blas_thread():
+    from scipy.spatial.distance import mahalanobis
+    from threadpoolctl import threadpool_info
+    rng = np.random.default_rng(1)
+    covariance = np.cov(rng.normal(0, 1, (500, 6)), rowvar=False)
+    scope = Scope(rng.normal(0, 2, (2, 6)), np.linalg.inv(covariance), 10.0)
+    features = rng.normal(0, 3, (50, 6)).astype(np.float32)
+    expected = [min(mahalanobis(f, mean, scope.precision) ** 2 for mean in scope.means) for f in features]
+    threads_before = [pool["num_threads"] for pool in threadpool_info()]
+    np.testing.assert_allclose(scope.scores(features), expected, rtol=1e-10)
+    assert scope.scores(features[:0]).shape == (0,)
+    assert [pool["num_threads"] for pool in threadpool_info()] == threads_before    # limited only inside
+
+
 def test_flat_colours_and_smooth_gradients_lack_detail_photos_and_noise_do_not(sample_dir):
     sets = synthetic_inputs(count=5)
     assert lacks_detail(np.stack(sets["flat colour"])).all()
