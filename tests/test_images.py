@@ -53,6 +53,12 @@ def test_missing_file_is_an_error_not_a_crash(tmp_path):
     assert rgb is None and error.startswith("cannot open file")
 
 
+def test_a_folder_or_an_unreadable_file_says_it_cannot_be_opened(tmp_path):
+    folder = tmp_path / "photo.jpg"
+    folder.mkdir()
+    assert images.try_load_rgb(folder) == (None, "cannot open file: Is a directory")
+
+
 def test_training_and_every_serving_path_see_identical_pixels(sample_dir, tiny_model_path):
     """Training/evaluation batches (data.make_dataset), classify.py/Beam/evaluate (batch.inputs_op)
     and the page (Predictor.views) decode through preprocess.decode_op or images.load_rgb and fit
