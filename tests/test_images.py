@@ -53,7 +53,7 @@ def test_missing_file_is_an_error_not_a_crash(tmp_path):
     assert rgb is None and error.startswith("cannot open file")
 
 
-def test_a_folder_or_an_unreadable_file_says_it_cannot_be_opened(tmp_path):
+def test_a_folder_given_as_an_image_says_it_cannot_be_opened(tmp_path):
     folder = tmp_path / "photo.jpg"
     folder.mkdir()
     assert images.try_load_rgb(folder) == (None, "cannot open file: Is a directory")

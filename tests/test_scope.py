@@ -25,7 +25,7 @@ def test_the_score_grows_away_from_the_training_features_and_the_threshold_keeps
     assert Scope.load(tmp_path / "none.npz") is None
 
 
-def test_the_score_is_the_squared_mahalanobis_distance_to_the_nearer_class_mean_on_one_blas_thread():
+def test_the_score_is_the_squared_mahalanobis_distance_and_leaves_blas_threads_as_they_were():
     from scipy.spatial.distance import mahalanobis
     from threadpoolctl import threadpool_info
     rng = np.random.default_rng(1)
