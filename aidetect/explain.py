@@ -184,7 +184,7 @@ def explain_answer(predictor, rgb: np.ndarray, prob_ai: float):
     it shrunk, the centre crop for a native-resolution model (it never sees the whole image)."""
     from .labels import predicted_index
 
-    answering, _ = predictor.route(rgb)
+    answering, _ = predictor.route(rgb.shape)
     view = answering.preprocess(rgb)
     heatmap = explain(answering.model, view, class_index=predicted_index(prob_ai))
     return (view.astype(np.uint8) if answering.view == "native" else rgb), heatmap

@@ -3,7 +3,9 @@
 bytes or a path in, an RGB uint8 array out (and, for the evidence reader, the file's bytes and the
 metadata Pillow read on the way: provenance.py), or an ImageError whose message is one line a user
 can act on. Headers are checked before pixels are decoded, so decompression bombs are refused cheaply.
-HEIC/HEIF (iPhones) are read through pillow-heif, AVIF through Pillow itself.
+HEIC/HEIF (iPhones) are read through pillow-heif, AVIF through Pillow itself. For a JPEG that says
+nothing but its pixels, plain_jpeg_size lets the batch pipeline decode it with TensorFlow instead
+(preprocess.plain_jpegs_to_inputs: the same pixels, tested), many at a time outside Python's lock.
 """
 import io
 import os
@@ -180,6 +182,36 @@ def try_load_image(source: Source, name: str = "") -> Tuple[Optional[LoadedImage
         return None, str(error)
     except Exception as bug:  # a decoder bug on one odd file must not stop a batch, a page or `prepare`
         return None, f"cannot decode image: {type(bug).__name__}"
+
+
+# segments whose content the evidence reader or the pixels depend on: EXIF/XMP (APP1, with the
+# orientation), JUMBF/C2PA (APP11), Photoshop/IPTC (APP13), Adobe colour transforms (APP14)
+_TELLING_SEGMENTS = {"APP1", "APP11", "APP13", "APP14"}
+
+
+def plain_jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) of a complete colour or grey JPEG that says nothing besides its pixels (none
+    of _TELLING_SEGMENTS: no EXIF, so no orientation either) within the pixel limit: its evidence
+    is empty and preprocess.decode_plain_jpeg gives exactly load_image's pixels (tested). None for
+    any other file: load_image reads it. Only the header is parsed (Pillow's own parser)."""
+    if not (data.startswith(b"\xff\xd8\xff") and data.endswith(b"\xff\xd9")):   # not a JPEG, or truncated
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG",)) as image:
+            plain = (image.format == "JPEG" and image.mode in ("RGB", "L")
+                     and not any(marker in _TELLING_SEGMENTS for marker, _ in image.applist)
+                     and image.width * image.height <= MAX_PIXELS)
+            return image.size if plain else None
+    except Exception:  # anything odd: the loader words the reason
+        return None
+
+
+def try_read_bytes(source: Source) -> Tuple[Optional[bytes], Optional[str]]:
+    """A file's bytes within the size limit, or (None, the one-line reason load_image would give)."""
+    try:
+        return _read_bytes(source), None
+    except ImageError as error:
+        return None, str(error)
 
 
 def try_load_rgb(source: Source) -> Tuple[Optional[np.ndarray], Optional[str]]:

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -164,7 +164,8 @@ class Predictor:
         self.mirror = mirror
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
         self._features = None                       # built on first use (models without a scope never)
-        self._both = None                           # probabilities and features in one pass (with a scope)
+        # traced once per Predictor, also where tf.data embeds it (batch.classify_files)
+        self.outputs = tf.function(self._model_outputs, reduce_retracing=True)
         self.small = small                          # "native" models: answers images smaller than a crop
         self._worth: Dict[str, Worth] = {}          # measured.worth per kind of image, read once
 
@@ -183,11 +184,12 @@ class Predictor:
             return f"{self.crops} crops of {self.image_size} px after bringing the shorter side to 256 px"
         return f"the whole image shrunk to {self.image_size}x{self.image_size} px"
 
-    def route(self, rgb: np.ndarray):
-        """The one decision of which model and which view answers an image: (predictor, reason).
-        A native-resolution model answers every image that holds one of its crops; a smaller one
-        goes to the model for small images (SMALL_IMAGE_MODEL_PATH) where there is one."""
-        height, width = rgb.shape[:2]
+    def route(self, shape: Sequence[int]):
+        """The one decision of which model and which view answers an image of this shape (height,
+        width[, channels]: its size decides, so a file is routed before it is decoded):
+        (predictor, reason). A native-resolution model answers every image that holds one of its
+        crops; a smaller one goes to the model for small images (SMALL_IMAGE_MODEL_PATH) where there is one."""
+        height, width = shape[:2]
         if self.view == "native" and min(height, width) < self.image_size:
             if self.small is not None:
                 return self.small, (f"{self.small.name}: {width}x{height} px is smaller than {self.name}'s "
@@ -196,9 +198,10 @@ class Predictor:
                           "padded with black (no model for small images found): unreliable")
         return self, f"{self.name}: {self.describe_view(width, height)}"
 
-    def kind(self, rgb: np.ndarray) -> str:
-        """The kind of image this model's records measure rgb against ('small', 'full-size')."""
-        return image_kind(rgb.shape[1], rgb.shape[0], self.view)
+    def kind(self, shape: Sequence[int]) -> str:
+        """The kind of image (shape: height, width[, channels]) this model's records measure it
+        against ('small', 'full-size')."""
+        return image_kind(shape[1], shape[0], self.view)
 
     def worth(self, kind: str) -> Worth:
         """What this model's answer is worth for that kind of image (measured.worth on its records)."""
@@ -286,29 +289,52 @@ class Predictor:
         scores = self.scope.scores(self.features_batch(batch))
         return scores, (scores > self.scope.threshold) | plain
 
+    @functools.cached_property
+    def _two_outputs(self):
+        """The model with its pooled features as a second output (models with a scope)."""
+        return keras.Model(self.model.input, [self.model.output, self.model.get_layer(FEATURE_LAYER).output])
+
+    def _model_outputs(self, inputs: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+        """The forward pass as TensorFlow ops (self.outputs: traced once and reused):
+        (N >= 1, [views,] size, size, 3) float32 inputs -> per view, (class probabilities as
+        forward() gives them, pooled features for the scope (width 0 for a model without one)),
+        float32, from one pass."""
+        flat = tf.reshape(inputs, (-1, self.image_size, self.image_size, 3))
+        if self.scope is None:
+            return tf.cast(forward(self.model, self.mirror)(flat), tf.float32), tf.zeros((tf.shape(flat)[0], 0))
+        probs, features = probabilities_and_features(self._two_outputs, self.mirror, flat)
+        return tf.cast(probs, tf.float32), tf.cast(features, tf.float32)
+
+    def answers_from(self, batch: np.ndarray, probs, features):
+        """(P(AI-generated), scope scores or None, outside) per image of a batch of inputs, from
+        outputs()' probabilities and features for it: views reduced, calibrated, scope measured
+        (outside: beyond the model's scope, or lacking fine detail)."""
+        if len(batch) == 0:
+            return np.zeros((0,), np.float32), None, np.zeros(0, dtype=bool)
+        prob_ai, plain = self._per_image(np.asarray(probs)[:, FAKE_INDEX], batch), lacks_detail(batch)
+        if self.scope is None:
+            return prob_ai, None, plain
+        features = np.asarray(features)
+        scores = self.scope.scores(features.reshape(len(batch), -1, features.shape[-1]).mean(axis=1))
+        return prob_ai, scores, (scores > self.scope.threshold) | plain
+
     def answers_batch(self, batch: np.ndarray):
-        """(P(AI-generated), scope scores or None, outside) per image, as prob_ai_batch and
-        scope_batch give them, from one forward pass when the model has a scope."""
+        """answers_from for a batch of inputs, its forward pass run here."""
         batch = np.asarray(batch, dtype=np.float32)
-        if self.scope is None or len(batch) == 0:
-            return (self.prob_ai_batch(batch), *self.scope_batch(batch))
-        if self._both is None:
-            both = keras.Model(self.model.input, [self.model.output, self.model.get_layer(FEATURE_LAYER).output])
-            self._both = tf.function(functools.partial(probabilities_and_features, both, self.mirror),
-                                     reduce_retracing=True)
-        probs, features = self._both(tf.convert_to_tensor(batch.reshape((-1,) + batch.shape[-3:])))
-        features = features.numpy().reshape(len(batch), -1, features.shape[-1]).mean(axis=1)
-        scores = self.scope.scores(features)
-        return (self._per_image(probs.numpy()[:, FAKE_INDEX], batch), scores,
-                (scores > self.scope.threshold) | lacks_detail(batch))
+        if len(batch) == 0:
+            return self.answers_from(batch, None, None)
+        return self.answers_from(batch, *self.outputs(tf.convert_to_tensor(batch)))
 
     def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
                 images: Optional[Sequence] = None, routes: Optional[Sequence[str]] = None,
-                evidence: Optional[Sequence] = None, kinds: Optional[Sequence[str]] = None) -> List[Result]:
+                evidence: Optional[Sequence] = None, kinds: Optional[Sequence[str]] = None,
+                outputs: Optional[Tuple] = None) -> List[Result]:
         """One Result per image of a batch of this model's inputs: probability, scope, (routes) why
         this model answered it, (kinds) what that answer is worth for its kind of image, and the
-        verdict of labels.verdict from the pixels and (evidence) what each file says about itself."""
-        prob_ai, scores, outside = self.answers_batch(batch)
+        verdict of labels.verdict from the pixels and (evidence) what each file says about itself.
+        outputs: outputs()' results for the batch where they were computed already."""
+        prob_ai, scores, outside = (self.answers_from(batch, *outputs) if outputs is not None
+                                    else self.answers_batch(batch))
         evidence = evidence if evidence is not None else [None] * len(names)
         worths = [self.worth(kind) for kind in kinds] if kinds is not None else [Worth("")] * len(names)
         return [Result(name, float(p), verdict(float(p), threshold, uncertain_band, bool(out), evidence[i], worths[i].cap),
@@ -330,10 +356,10 @@ class Predictor:
             if error:
                 answered[i] = Result(names[i], error=error)
                 continue
-            predictor, reason = self.route(image.rgb)
+            predictor, reason = self.route(image.rgb.shape)
             groups.setdefault(id(predictor), (predictor, []))[1].append(
                 (i, predictor.inputs(image.rgb), reason, image.rgb if keep_images else None,
-                 read_evidence(image.metadata, trust_anchors), predictor.kind(image.rgb)))
+                 read_evidence(image.metadata, trust_anchors), predictor.kind(image.rgb.shape)))
         for predictor, members in groups.values():
             index, inputs, reasons, rgbs, evidence, kinds = zip(*members)
             answered.update(zip(index, predictor.results(

@@ -1,7 +1,7 @@
 """Detectors of full-size images against the two controls, on held-out sources, as users meet them.
 
 For each model (and the content and format controls, fitted on the same train split), on the
-test split of a labelled set prepared by source (e.g. `model_training.py prepare --source
+test split (or --split validation) of a labelled set prepared by source (e.g. `model_training.py prepare --source
 ../shared/data/wild-crops --data-dir data-crops`): the images as they are and after JPEG q90 /
 q75 / q60, downscaling 0.75x / 0.5x (Lanczos, re-saved JPEG q90) and a screenshot-like round trip
 (0.5x bilinear, PNG). Every image goes through the serving path (Predictor.classify: routing,
@@ -55,6 +55,7 @@ def score(labels: np.ndarray, prob_ai: np.ndarray, groups: Dict[str, List[str]],
     """The numbers of one model under one change."""
     real = labels == REAL_INDEX
     photo = real | (np.array(groups["style"]) == "photo")
+    sources = np.array(groups["source"])
     metrics = compute_metrics(labels[photo], prob_ai[photo], threshold)
     return {
         "auc_photo_style": metrics["auc"],
@@ -66,12 +67,18 @@ def score(labels: np.ndarray, prob_ai: np.ndarray, groups: Dict[str, List[str]],
         "by_style": breakdown(groups["style"], labels, prob_ai, threshold),
         "by_real_source": {source: row for source, row in breakdown(groups["source"], labels, prob_ai, threshold).items()
                            if row["fake"] == 0},
+        # each generated source (10+ images) against all the split's camera photos
+        "auc_by_generated_source": {
+            source: compute_metrics(labels[real | (sources == source)], prob_ai[real | (sources == source)], threshold)["auc"]
+            for source in sorted(set(sources[~real])) if np.sum(sources[~real] == source) >= 10},
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="data-crops")
+    parser.add_argument("--split", default="test", choices=["test", "validation"],
+                        help="held-out sources to measure on (validation also chose each run's epoch)")
     parser.add_argument("--models", nargs="*", default=[], help=".keras files or run folders")
     parser.add_argument("--controls", nargs="*", default=["content", "format"], choices=list(control.FEATURES))
     parser.add_argument("--changes", nargs="*", default=list(CHANGES), choices=list(CHANGES))
@@ -81,7 +88,7 @@ def main() -> None:
 
     from aidetect.predict import Predictor
 
-    paths, labels = data.list_split(args.data_dir, "test")
+    paths, labels = data.list_split(args.data_dir, args.split)
     groups = manifest_groups(args.data_dir, paths)
     originals = [Image.fromarray(images.load_rgb(path)) for path in paths]
     changed = {name: [CHANGES[name](image) for image in originals] for name in args.changes}
@@ -101,17 +108,21 @@ def main() -> None:
         print(f"{predictor.name}: {len(paths) * len(changed) / (time.perf_counter() - started):.1f} img/s")
         if args.write_records:
             write_atomically(Path(predictor.model_path).parent / "wild_crops.json", json.dumps(
-                {"data_dir": args.data_dir, "test_images": len(paths), "threshold": DEFAULT_THRESHOLD,
+                {"data_dir": args.data_dir, "split": args.split, "test_images": len(paths), "threshold": DEFAULT_THRESHOLD,
                  "command": "python benchmarks/wild_crops.py --write-records", "changes": rows}, indent=2))
-    print(f"{len(paths)} test images of {args.data_dir} (held-out sources); AUC photo-style / all styles, "
+    print(f"{len(paths)} {args.split} images of {args.data_dir} (held-out sources); AUC photo-style / all styles, "
           "camera photos called AI, AI caught, at the shipped threshold")
     print(f"{'detector':28s} " + " ".join(f"{name[:22]:>24s}" for name in args.changes))
     for detector, rows in table.items():
         cells = [f"{r['auc_photo_style']:.2f}/{r['auc_all_styles']:.2f} {r['camera_photos_called_ai']:4.0%} {r['ai_images_caught']:4.0%}"
                  for r in rows.values()]
         print(f"{detector[:28]:28s} " + " ".join(f"{c:>24s}" for c in cells))
+    for detector, rows in table.items():
+        first = next(iter(rows.values()))["auc_by_generated_source"]
+        print(f"{detector}, {args.changes[0]}: AUC per generated source vs all camera photos: "
+              + ", ".join(f"{source} {auc:.3f}" for source, auc in first.items()))
     if args.json:
-        write_atomically(args.json, json.dumps({"data_dir": args.data_dir, "test_images": len(paths),
+        write_atomically(args.json, json.dumps({"data_dir": args.data_dir, "split": args.split, "test_images": len(paths),
                                                 "threshold": DEFAULT_THRESHOLD, "detectors": table}, indent=2))
 
 

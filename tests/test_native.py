@@ -65,7 +65,7 @@ def test_one_function_routes_small_images_to_the_32_px_model(native_model_path, 
         pytest.skip(f"the shipped 32 px model is not at {SMALL_IMAGE_MODEL_PATH}")
     predictor = Predictor.load(native_model_path)
     assert predictor.small is not None and predictor.small.view == "resize"
-    answering, reason = predictor.route(_photo(height, width))
+    answering, reason = predictor.route(_photo(height, width).shape)
     assert (answering is predictor) == answered_by_native
     assert (answering.name == "compact") != answered_by_native
     assert f"{width}x{height} px" in reason
