@@ -164,7 +164,7 @@ class Predictor:
         self.mirror = mirror
         self._forward = tf.function(forward(model, mirror), reduce_retracing=True)
         self._features = None                       # built on first use (models without a scope never)
-        # traced once per Predictor, also where tf.data embeds it (batch.classify_files)
+        # traced once per Predictor and reused by every call (batch.classify_files runs it in threads)
         self.outputs = tf.function(self._model_outputs, reduce_retracing=True)
         self.small = small                          # "native" models: answers images smaller than a crop
         self._worth: Dict[str, Worth] = {}          # measured.worth per kind of image, read once
