@@ -1,7 +1,8 @@
 """Classify many image files by streaming them through tf.data (classify.py, the benchmark).
 
-Files are decoded by the shared loader and fitted by the same ops as everywhere else, batched and
-prefetched while the model works on earlier batches; only a few batches are in memory at any
+Files are decoded in parallel (JPEGs without metadata by TensorFlow's decoder, every other file by
+the shared loader: the same pixels) and fitted by the same ops as everywhere else, batched and
+prefetched while the model works on the previous batch; only a few batches are in memory at any
 time. A file that cannot be read becomes a Result with its error.
 """
 import collections
@@ -9,7 +10,8 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -18,7 +20,7 @@ from tqdm import tqdm
 from . import images
 from .labels import DEFAULT_THRESHOLD, DEFAULT_UNCERTAIN_BAND
 from .predict import Predictor
-from .preprocess import view_count
+from .preprocess import plain_jpegs_to_inputs, view_count
 from .provenance import Evidence, read_evidence
 from .results import Result
 
@@ -48,38 +50,80 @@ def shard_bounds(total: int, index: int, count: int) -> Tuple[int, int]:
     return total * index // count, total * (index + 1) // count
 
 
+@dataclass
+class _File:
+    """One file of a batch as routed_dataset reads it: which model answers it (code: 0 the model
+    asked, 1 its small-image model, -1 none), why, its error, its evidence JSON, its kind, and its
+    inputs, or, until TensorFlow decodes it, a plain JPEG's bytes and (width, height)."""
+    name: str
+    code: int
+    reason: str = ""
+    error: str = ""
+    evidence: str = ""
+    kind: str = ""
+    inputs: Optional[np.ndarray] = None
+    jpeg: Optional[bytes] = None
+    size: Optional[Tuple[int, int]] = None
+
+
 def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int, route: bool = True,
                    trust_anchors: str = "") -> tf.data.Dataset:
     """Batches of (the answering model's inputs, the small-image model's inputs, per file: which
     of the two answers it (0, 1; -1 unreadable), why, its error, its file evidence as
     provenance.Evidence JSON (b"" when nothing was found, the common case, or not read) and its
-    kind (Predictor.kind)) in the order of paths. The files of a batch are decoded by the shared
-    loader, their evidence read (route=True) and routed (Predictor.route; route=False: all to
-    `predictor`) by one Python call, so the per-file cost is the decoder's, not tf.data's, and it
-    runs while the model works on earlier batches; memory holds a few batches of model inputs and
-    one full-size image per call at a time."""
+    kind (Predictor.kind)) in the order of paths. The files of a batch are read, their evidence
+    read (route=True) and routed (Predictor.route; route=False: all to `predictor`) by one Python
+    call while the model works on the previous batch. The batch's JPEGs that hold nothing but
+    pixels (images.plain_jpeg_size: most files) are decoded together by TensorFlow's decoder
+    (the loader's very pixels, outside Python's lock; should TensorFlow refuse one, the loader
+    reads them one by one and says why); every other file by the shared loader. Memory
+    holds a few batches of model inputs and one full-size image per call at a time."""
     small = predictor.small or predictor
     shapes = [(view_count(p.view, p.crops), p.image_size, p.image_size, 3) for p in (predictor, small)]
 
+    def read_file(path: bytes) -> _File:
+        name = os.fsdecode(path)
+        data, error = images.try_read_bytes(name)
+        size = images.plain_jpeg_size(data) if data is not None else None
+        if size is not None:
+            shape = size[::-1]
+            answering, reason = predictor.route(shape) if route else (predictor, "")
+            if answering is predictor:          # no metadata: its evidence is empty, nothing to read
+                return _File(name, 0, reason, kind=predictor.kind(shape), jpeg=data, size=size)
+        image, error = (None, error) if error else images.try_load_image(data, name)
+        if error:
+            return _File(name, -1, error=error)
+        answering, reason = predictor.route(image.rgb.shape) if route else (predictor, "")
+        found = read_evidence(image.metadata, trust_anchors) if route else None
+        return _File(name, 0 if answering is predictor else 1, reason,
+                     evidence="" if found is None or found == NOTHING_FOUND else found.to_json(),
+                     kind=answering.kind(image.rgb.shape), inputs=answering.inputs(image.rgb))
+
+    def decode_plain(files: List[_File]) -> None:
+        """The plain JPEGs' inputs, decoded by TensorFlow in one call per kind of view."""
+        plain = [file for file in files if file.jpeg is not None]
+        if not plain:
+            return
+        try:
+            decoded = plain_jpegs_to_inputs([file.jpeg for file in plain], [file.size for file in plain],
+                                            predictor.image_size, predictor.view, predictor.crops)
+        except tf.errors.InvalidArgumentError:      # a JPEG TensorFlow refuses: the loader says why
+            decoded = [images.try_load_image(file.jpeg, file.name) for file in plain]
+            decoded = [predictor.inputs(image.rgb) if image else error for image, error in decoded]
+        for file, inputs in zip(plain, decoded):
+            if isinstance(inputs, str):
+                file.code, file.error = -1, inputs
+            else:
+                file.inputs = inputs
+
     def read_batch(batch_paths):
-        inputs, codes, reasons, errors, evidence, kinds = ([], []), [], [], [], [], []
-        for path in batch_paths.numpy():
-            image, error = images.try_load_image(os.fsdecode(path))
-            reason, code, said, kind = "", -1, "", ""
-            if not error:
-                answering, reason = predictor.route(image.rgb.shape) if route else (predictor, "")
-                code = 0 if answering is predictor else 1
-                inputs[code].append(answering.inputs(image.rgb))
-                found = read_evidence(image.metadata, trust_anchors) if route else None
-                said = "" if found is None or found == NOTHING_FOUND else found.to_json()
-                kind = answering.kind(image.rgb.shape)
-            codes.append(code)
-            reasons.append(reason.encode())
-            errors.append((error or "").encode())
-            evidence.append(said.encode())
-            kinds.append(kind.encode())
+        files = [read_file(path) for path in batch_paths.numpy()]
+        decode_plain(files)
+        inputs = [[file.inputs for file in files if file.code == code] for code in (0, 1)]
         stacked = [np.stack(views) if views else np.zeros((0,) + shape, np.uint8) for views, shape in zip(inputs, shapes)]
-        return (*stacked, np.array(codes, np.int32), *(np.array(text, dtype=object) for text in (reasons, errors, evidence, kinds)))
+        texts = (np.array([getattr(file, column).encode() for file in files], dtype=object)
+                 for column in ("reason", "error", "evidence", "kind"))
+        return (*stacked, np.array([file.code for file in files], np.int32), *texts)
 
     @tf.autograph.experimental.do_not_convert        # no tensor-dependent Python control flow: tracing stays fast
     def read_op(batch_paths):

@@ -3,9 +3,9 @@
 bytes or a path in, an RGB uint8 array out (and, for the evidence reader, the file's bytes and the
 metadata Pillow read on the way: provenance.py), or an ImageError whose message is one line a user
 can act on. Headers are checked before pixels are decoded, so decompression bombs are refused cheaply.
-HEIC/HEIF (iPhones) are read through pillow-heif, AVIF through Pillow itself. A JPEG that says
-nothing but its pixels (most files a batch meets) is decoded by simplejpeg instead: the same
-libjpeg-turbo with Pillow's settings, the same pixels (tested), at a fraction of the cost.
+HEIC/HEIF (iPhones) are read through pillow-heif, AVIF through Pillow itself. For a JPEG that says
+nothing but its pixels, plain_jpeg_size lets the batch pipeline decode it with TensorFlow instead
+(preprocess.plain_jpegs_to_inputs: the same pixels, tested), many at a time outside Python's lock.
 """
 import io
 import os
@@ -15,7 +15,6 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import pillow_heif
-import simplejpeg
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
@@ -145,36 +144,10 @@ def _read_metadata(image: Image.Image, data: bytes) -> FileMetadata:
     return FileMetadata(data, image.format or "", text, exif, has_gps, xmp, tuple(notes))
 
 
-# segments whose content the evidence reader or the pixels depend on: EXIF/XMP (APP1, with the
-# orientation), JUMBF/C2PA (APP11), Photoshop/IPTC (APP13), Adobe colour transforms (APP14)
-_TELLING_SEGMENTS = {"APP1", "APP11", "APP13", "APP14"}
-
-
-def _says_nothing_but_pixels(data: bytes) -> bool:
-    """A complete colour or grey JPEG within the pixel limit with none of _TELLING_SEGMENTS: no
-    metadata to read (its FileMetadata is data and format alone) and no orientation to apply.
-    Only the header is parsed, by Pillow's own parser."""
-    if not (data.startswith(b"\xff\xd8\xff") and data.endswith(b"\xff\xd9")):   # not a JPEG, or truncated
-        return False
-    try:
-        with Image.open(io.BytesIO(data), formats=("JPEG",)) as image:
-            return (image.format == "JPEG" and image.mode in ("RGB", "L")
-                    and not any(marker in _TELLING_SEGMENTS for marker, _ in image.applist)
-                    and image.width * image.height <= MAX_PIXELS)
-    except Exception:  # anything odd: the full path below words the reason
-        return False
-
-
 def load_image(source: Source, name: str = "") -> LoadedImage:
     """Decode an image file (first frame, EXIF orientation applied) and keep what its metadata says;
     name (a path's own by default) words the reason for a type we do not read."""
     data = _read_bytes(source)
-    if _says_nothing_but_pixels(data):
-        try:    # accurate IDCT and smooth chroma upsampling, as Pillow decodes: identical pixels (tested)
-            return LoadedImage(simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False),
-                               FileMetadata(data, "JPEG"))
-        except ValueError:
-            pass        # libjpeg-turbo stopped at a damaged part: Pillow decodes what it can, or says why
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
@@ -209,6 +182,36 @@ def try_load_image(source: Source, name: str = "") -> Tuple[Optional[LoadedImage
         return None, str(error)
     except Exception as bug:  # a decoder bug on one odd file must not stop a batch, a page or `prepare`
         return None, f"cannot decode image: {type(bug).__name__}"
+
+
+# segments whose content the evidence reader or the pixels depend on: EXIF/XMP (APP1, with the
+# orientation), JUMBF/C2PA (APP11), Photoshop/IPTC (APP13), Adobe colour transforms (APP14)
+_TELLING_SEGMENTS = {"APP1", "APP11", "APP13", "APP14"}
+
+
+def plain_jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) of a complete colour or grey JPEG that says nothing besides its pixels (none
+    of _TELLING_SEGMENTS: no EXIF, so no orientation either) within the pixel limit: its evidence
+    is empty and preprocess.decode_plain_jpeg gives exactly load_image's pixels (tested). None for
+    any other file: load_image reads it. Only the header is parsed (Pillow's own parser)."""
+    if not (data.startswith(b"\xff\xd8\xff") and data.endswith(b"\xff\xd9")):   # not a JPEG, or truncated
+        return None
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG",)) as image:
+            plain = (image.format == "JPEG" and image.mode in ("RGB", "L")
+                     and not any(marker in _TELLING_SEGMENTS for marker, _ in image.applist)
+                     and image.width * image.height <= MAX_PIXELS)
+            return image.size if plain else None
+    except Exception:  # anything odd: the loader words the reason
+        return None
+
+
+def try_read_bytes(source: Source) -> Tuple[Optional[bytes], Optional[str]]:
+    """A file's bytes within the size limit, or (None, the one-line reason load_image would give)."""
+    try:
+        return _read_bytes(source), None
+    except ImageError as error:
+        return None, str(error)
 
 
 def try_load_rgb(source: Source) -> Tuple[Optional[np.ndarray], Optional[str]]:

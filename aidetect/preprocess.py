@@ -6,8 +6,10 @@ resolution; "native" takes crops of the model's size from the image exactly as i
 resampling at all (models of full-size images: the camera's or generator's pixel traces survive).
 Scaling pixel values is not done here: it lives inside the model, so raw 0..255 pixels go in.
 """
+import functools
 import math
 import os
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -31,6 +33,13 @@ def decode_op(path):
     rgb.set_shape([None, None, 3])
     error.set_shape([])
     return rgb, error
+
+
+def decode_plain_jpeg(data) -> tf.Tensor:
+    """A JPEG images.plain_jpeg_size accepts -> HxWx3 uint8, the very pixels of images.load_image
+    (libjpeg's accurate integer IDCT, as Pillow uses; tested), decoded by TensorFlow outside
+    Python's lock, so many files are decoded in parallel with the model's work."""
+    return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
 
 
 def _to_uint8(image) -> tf.Tensor:
@@ -102,6 +111,37 @@ def to_inputs(rgb: np.ndarray, size: int, view: str = "resize", crops: int = 1) 
     if view == "resize" and rgb.shape[:2] == (size, size):
         return rgb[np.newaxis]
     return model_views(rgb, size, view, crops).numpy()
+
+
+def plain_jpegs_to_inputs(jpegs: Sequence[bytes], sizes: Sequence[Tuple[int, int]], size: int,
+                          view: str = "resize", crops: int = 1) -> List[np.ndarray]:
+    """to_inputs for JPEGs images.plain_jpeg_size accepts (with the (width, height) it gave each),
+    decoded by TensorFlow in one call per kind: (views, size, size, 3) uint8 each, in order, the
+    same values (tested). Images at the model's size under the "resize" view pass through, as in
+    to_inputs. Raises tf.errors.InvalidArgumentError for a JPEG TensorFlow's decoder refuses."""
+    as_they_are = [view == "resize" and tuple(each) == (size, size) for each in sizes]
+    inputs: List[np.ndarray] = [np.empty(0)] * len(jpegs)
+    for unchanged in (True, False):
+        chosen = [i for i, flag in enumerate(as_they_are) if flag == unchanged]
+        if chosen:
+            batch = _traced_plain_jpegs(size, view, crops, unchanged)(tf.constant([jpegs[i] for i in chosen]))
+            for i, views in zip(chosen, batch.numpy()):
+                inputs[i] = views
+    return inputs
+
+
+@functools.lru_cache(maxsize=None)
+def _traced_plain_jpegs(size: int, view: str, crops: int, unchanged: bool):
+    """plain_jpegs_to_inputs' traced batch function, made once per model geometry and traced on
+    first use (decoding alone traces far faster than decoding and resizing)."""
+    def one(data):
+        image = decode_plain_jpeg(data)
+        return tf.ensure_shape(image[tf.newaxis], (1, size, size, 3)) if unchanged else model_views(image, size, view, crops)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def many(batch):
+        return tf.map_fn(one, batch, fn_output_signature=tf.TensorSpec((view_count(view, crops), size, size, 3), tf.uint8))
+    return many
 
 
 def random_view(image, size: int, view: str, seed) -> tf.Tensor:

@@ -65,22 +65,6 @@ def exif_rotated_jpeg() -> bytes:
     return _save(_photo((48, 32)), "JPEG", exif=exif.tobytes())
 
 
-def awkward_jpegs() -> dict:
-    """JPEGs of every layout the loader's two decoders meet: name -> bytes. Those that say nothing
-    but their pixels (the fast decoder's) first, then CMYK, EXIF (rotated), XMP, and a damaged
-    scan that still ends like a JPEG (Pillow decodes what it can)."""
-    rng = np.random.default_rng(5)
-    noise = lambda height, width: Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))  # noqa: E731
-    damaged = bytearray(_save(noise(64, 64), "JPEG"))
-    damaged[len(damaged) // 2:len(damaged) // 2 + 40] = bytes(40)
-    return {"q75.jpg": _save(noise(32, 32), "JPEG", quality=75), "444.jpg": _save(noise(31, 33), "JPEG", subsampling=0),
-            "progressive.jpg": _save(noise(60, 100), "JPEG", progressive=True),
-            "422.jpg": _save(noise(400, 500), "JPEG", quality=95, subsampling=1),
-            "grey.jpg": _save(noise(40, 40).convert("L"), "JPEG"),
-            "cmyk.jpg": _save(noise(32, 32).convert("CMYK"), "JPEG"), "rotated.jpg": exif_rotated_jpeg(),
-            "xmp.jpg": _save(noise(32, 32), "JPEG", xmp=b"<x:xmpmeta/>"), "damaged.jpg": bytes(damaged)}
-
-
 def animated_gif() -> bytes:
     frames = [Image.new("RGB", (32, 32), colour) for colour in ((255, 0, 0), (0, 0, 255))]
     return _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)

@@ -5,11 +5,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import classify
 from aidetect import batch, results
 from aidetect.predict import Predictor
+from aidetect.preprocess import to_inputs
 
 
 @pytest.fixture
@@ -68,19 +70,52 @@ def test_streaming_gives_the_web_apps_probabilities(image_dir, tiny_model_path):
             assert mine.prob_ai == pytest.approx(theirs.prob_ai, abs=1e-6)
 
 
-def test_a_mixed_folder_streams_to_the_pages_records_in_order(tmp_path, tiny_model_path):
-    """JPEGs with and without metadata, PNG, damaged and empty files, batch by batch with forward
-    passes running ahead (batch._answered_ahead): the same records as the page's path
-    (Predictor.classify), in order, the unreadable ones with their reasons."""
-    from tests.bad_inputs import awkward_jpegs, truncated_jpeg
-    files = {**awkward_jpegs(), "truncated.jpg": truncated_jpeg(), "empty.jpg": b"", "notes.png": b"not a png"}
-    for name, data in files.items():
+def _jpeg(pixels: np.ndarray, mode: str = "RGB", fmt: str = "JPEG", **options) -> bytes:
+    from PIL import Image
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def _refused_by_tensorflow(jpeg: bytes) -> bytes:
+    """A complete-looking JPEG whose scan names a component its frame lacks: the header passes,
+    the decoder fails (Pillow: 'broken data stream'; TensorFlow: InvalidArgumentError)."""
+    scan = jpeg.index(b"\xff\xda")
+    return jpeg[:scan + 5] + b"\x09" + jpeg[scan + 6:]
+
+
+def test_plain_jpegs_decoded_by_tensorflow_give_the_loaders_exact_answers(tmp_path, tiny_model_path):
+    """JPEGs that hold nothing but pixels (images.plain_jpeg_size) are decoded by TensorFlow's ops
+    (issue 26), every other file by the shared loader: the same pixels, probabilities and records
+    as the page's path (Predictor.classify), in order; a JPEG TensorFlow refuses is read by the
+    loader, which says why, and the run goes on."""
+    from tests.bad_inputs import exif_rotated_jpeg, truncated_jpeg
+    from aidetect import images
+    from aidetect.preprocess import plain_jpegs_to_inputs
+    rng = np.random.default_rng(5)
+    noise = lambda height, width: rng.integers(0, 256, (height, width, 3), dtype=np.uint8)  # noqa: E731
+    plain = {"q75.jpg": _jpeg(noise(32, 32), quality=75), "444.jpg": _jpeg(noise(31, 33), subsampling=0),
+             "progressive.jpg": _jpeg(noise(60, 100), progressive=True),
+             "422.jpg": _jpeg(noise(400, 500), quality=95, subsampling=1), "grey.jpg": _jpeg(noise(40, 40), "L")}
+    loader = {"rotated.jpg": exif_rotated_jpeg(), "xmp.jpg": _jpeg(noise(32, 32), xmp=b"<x:xmpmeta/>"),
+              "cmyk.jpg": _jpeg(noise(32, 32), "CMYK"), "truncated.jpg": truncated_jpeg(),
+              "photo.png": _jpeg(noise(32, 32), fmt="PNG"), "empty.jpg": b""}
+    refused = {"refused.jpg": _refused_by_tensorflow(_jpeg(noise(64, 64)))}
+    for name, data in {**plain, **loader, **refused}.items():
         (tmp_path / name).write_bytes(data)
+        assert (images.plain_jpeg_size(data) is not None) == (name not in loader), name
+    for data in plain.values():
+        rgb = images.load_rgb(data)
+        assert images.plain_jpeg_size(data) == (rgb.shape[1], rgb.shape[0])
+        for size, view, crops in ((32, "resize", 1), (40, "resize", 1), (64, "resize", 1), (32, "native", 5), (24, "crops", 4)):
+            (inputs,) = plain_jpegs_to_inputs([data], [images.plain_jpeg_size(data)], size, view, crops)
+            np.testing.assert_array_equal(inputs, to_inputs(rgb, size, view, crops))
+
     predictor = Predictor.load(tiny_model_path)
-    paths = sorted(str(tmp_path / name) for name in files)
-    streamed = list(batch.classify_files(predictor, paths, batch_size=3, progress=False))
-    assert streamed == predictor.classify(paths)
-    assert [Path(r.name).name for r in streamed if r.error] == ["empty.jpg", "notes.png", "truncated.jpg"]
+    files = sorted(str(tmp_path / name) for name in {**plain, **loader, **refused})
+    streamed = list(batch.classify_files(predictor, files, batch_size=3, progress=False))
+    assert streamed == predictor.classify(files)
+    assert [Path(r.name).name for r in streamed if r.error] == ["empty.jpg", "refused.jpg", "truncated.jpg"]
 
 
 def test_json_output_threshold_and_uncertain_band(image_dir, tiny_model_path, capsys, monkeypatch):

@@ -1,4 +1,3 @@
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -31,24 +30,6 @@ def test_orientation_and_first_frame_and_16_bit_are_handled_right():
     assert tuple(images.load_rgb(animated_gif())[0, 0]) == (255, 0, 0)     # first frame is red
     ramp = images.load_rgb(png_16_bit())[0, :, 0]
     assert ramp[0] == 0 and ramp[-1] == 255 and np.all(np.diff(ramp.astype(int)) >= 0)
-
-
-def test_jpegs_without_metadata_take_the_fast_decoder_with_pillows_exact_pixels():
-    """A JPEG that says nothing but its pixels is decoded by simplejpeg (issue 26): the very pixels
-    Pillow gives, and nothing to read besides them; every other JPEG by Pillow, metadata and all."""
-    from PIL import Image, ImageOps
-    from tests.bad_inputs import awkward_jpegs
-    # the damaged one says nothing but pixels too: simplejpeg stops at the damage, Pillow decodes it
-    plain = ("q75.jpg", "444.jpg", "progressive.jpg", "422.jpg", "grey.jpg", "damaged.jpg")
-    for name, data in awkward_jpegs().items():
-        assert images._says_nothing_but_pixels(data) == (name in plain), name
-        loaded = images.load_image(data)
-        with Image.open(io.BytesIO(data)) as image:
-            pillow = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
-        np.testing.assert_array_equal(loaded.rgb, pillow, err_msg=name)
-        if name in plain:
-            assert loaded.metadata == images.FileMetadata(data, "JPEG")
-    assert images.load_image(awkward_jpegs()["rotated.jpg"]).metadata.exif
 
 
 def test_decompression_bomb_is_refused_fast_and_small():
