@@ -108,13 +108,15 @@ def routed_dataset(paths: Sequence[str], predictor: Predictor, batch_size: int, 
             decoded = plain_jpegs_to_inputs([file.jpeg for file in plain], [file.size for file in plain],
                                             predictor.image_size, predictor.view, predictor.crops)
         except tf.errors.InvalidArgumentError:      # a JPEG TensorFlow refuses: the loader says why
-            decoded = [images.try_load_image(file.jpeg, file.name) for file in plain]
-            decoded = [predictor.inputs(image.rgb) if image else error for image, error in decoded]
+            for file in plain:
+                image, error = images.try_load_image(file.jpeg, file.name)
+                if image:
+                    file.inputs = predictor.inputs(image.rgb)
+                else:
+                    file.code, file.error = -1, error
+            return
         for file, inputs in zip(plain, decoded):
-            if isinstance(inputs, str):
-                file.code, file.error = -1, inputs
-            else:
-                file.inputs = inputs
+            file.inputs = inputs
 
     def read_batch(batch_paths):
         files = [read_file(path) for path in batch_paths.numpy()]
