@@ -23,7 +23,8 @@ def _prepare(args) -> int:
     from aidetect.data import prepare
     from aidetect.sources import is_labelled_set, prepare_by_source
     if is_labelled_set(args.source):
-        report = prepare_by_source(args.source, args.data_dir, args.seed)
+        report = prepare_by_source(args.source, args.data_dir, args.seed,
+                                   folds=(args.fold, args.folds) if args.folds else None)
     else:
         report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
     for split, counts in report["counts"].items():
@@ -129,6 +130,10 @@ def parser() -> argparse.ArgumentParser:
     prepare.add_argument("--data-dir", default=Settings.data_dir)
     prepare.add_argument("--validation-fraction", type=float, default=VALIDATION_FRACTION)
     prepare.add_argument("--seed", type=int, default=Settings.seed)
+    prepare.add_argument("--folds", type=int, default=0,
+                         help="labelled sets: cross-validation over whole sources in this many folds; "
+                              "test = the sources of --fold, validation held out whole from the rest")
+    prepare.add_argument("--fold", type=int, default=0, help="which fold is the test split (with --folds)")
     prepare.set_defaults(run=_prepare)
     train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
     add_settings_arguments(train)

@@ -146,6 +146,38 @@ def split_by_source(items: List[Item], seed: int = 42,
     return assignment
 
 
+def folds_by_source(items: List[Item], folds: int) -> Dict[str, int]:
+    """source -> fold (0 .. folds-1), for cross-validation over whole sources. Deterministic: each
+    class's sources are dealt out largest first, each to the fold with the fewest sources of that
+    class (then the fewest images), so the few big generated sources land in different folds and
+    every fold keeps small sources of both classes to hold out for validation."""
+    per_source = defaultdict(Counter)
+    for item in items:
+        per_source[item.source][item.class_name] += 1
+    sources, images = [Counter() for _ in range(folds)], [Counter() for _ in range(folds)]
+    assignment = {}
+    for source in sorted(per_source, key=lambda s: (-sum(per_source[s].values()), s)):
+        counts = per_source[source]
+        main_class = counts.most_common(1)[0][0]
+        fold = min(range(folds), key=lambda f: (sources[f][main_class], images[f][main_class], f))
+        assignment[source] = fold
+        sources[fold][main_class] += 1
+        images[fold].update(counts)
+    return assignment
+
+
+def split_by_fold(items: List[Item], folds: int, fold: int, seed: int = 42) -> Dict[str, str]:
+    """source -> split for one fold of a cross-validation: the fold's sources are the test split,
+    the others train, with a validation share of them held out whole (split_by_source)."""
+    if not 0 <= fold < folds:
+        raise SourceError(f"fold {fold} does not exist: folds are numbered 0 to {folds - 1}")
+    in_fold = folds_by_source(items, folds)
+    rest = [item for item in items if in_fold[item.source] != fold]
+    assignment = split_by_source(rest, seed, {"validation": HELD_OUT_FRACTIONS["validation"]})
+    assignment.update({source: "test" for source, f in in_fold.items() if f == fold})
+    return assignment
+
+
 def describe_split(items: List[Item], assignment: Dict[str, str]) -> Dict:
     """What each split holds (images per class, sources, families), and the families that appear
     in test as well as in train (those are not held out)."""
@@ -161,15 +193,17 @@ def describe_split(items: List[Item], assignment: Dict[str, str]) -> Dict:
     return {"splits": splits, "families_in_train_and_test": shared}
 
 
-def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict[str, float]] = None) -> Dict:
+def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict[str, float]] = None,
+                      folds: Optional[Tuple[int, int]] = None) -> Dict:
     """data_dir/{train,validation,test}/{REAL,FAKE}/ from a labelled set, whole sources held out
-    (split_by_source), with its manifest beside them; safe to re-run (files that do not belong are
+    (split_by_source; or, with folds = (fold, number of folds), that fold's sources as test:
+    split_by_fold), with its manifest beside them; safe to re-run (files that do not belong are
     removed). Returns the report written to data_dir/prepare_report.json."""
     from .data import REPORT_FILE, SPLITS, class_dir, check_separate
 
     check_separate(source, data_dir)
     items = read_labelled_set(source)
-    assignment = split_by_source(items, seed, fractions)
+    assignment = split_by_fold(items, folds[1], folds[0], seed) if folds else split_by_source(items, seed, fractions)
     wanted = defaultdict(dict)
     names = defaultdict(set)
     for item in items:
@@ -204,7 +238,8 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
     else:                                       # an earlier source's manifest would name the wrong sources
         (Path(data_dir) / MANIFEST_FILE).unlink(missing_ok=True)
     report = {"source": str(source), "source_kind": "labelled set, split by source", "data_dir": str(data_dir),
-              "seed": seed, "held_out_fractions": fractions or HELD_OUT_FRACTIONS, "files_written": written,
+              "seed": seed, "held_out_fractions": fractions or HELD_OUT_FRACTIONS,
+              **({"fold": folds[0], "folds": folds[1]} if folds else {}), "files_written": written,
               "counts": {s: {c: len(wanted[(s, c)]) for c in CLASS_NAMES} for s in SPLITS},
               **describe_split(items, assignment)}
     write_atomically(Path(data_dir) / REPORT_FILE, json.dumps(report, indent=2))
