@@ -23,8 +23,8 @@ def _prepare(args) -> int:
     from aidetect.data import prepare
     from aidetect.sources import is_labelled_set, prepare_by_source
     if is_labelled_set(args.source):
-        report = prepare_by_source(args.source, args.data_dir, args.seed,
-                                   folds=(args.fold, args.folds) if args.folds else None)
+        fold = None if args.fold == "all" else int(args.fold)
+        report = prepare_by_source(args.source, args.data_dir, args.seed, folds=(fold, args.folds) if args.folds else None)
     else:
         report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
     for split, counts in report["counts"].items():
@@ -133,7 +133,9 @@ def parser() -> argparse.ArgumentParser:
     prepare.add_argument("--folds", type=int, default=0,
                          help="labelled sets: cross-validation over whole sources in this many folds; "
                               "test = the sources of --fold, validation held out whole from the rest")
-    prepare.add_argument("--fold", type=int, default=0, help="which fold is the test split (with --folds)")
+    prepare.add_argument("--fold", default="0", choices=["all"] + [str(k) for k in range(100)], metavar="K|all",
+                         help="which fold is the test split (with --folds); all: every fold trains, test is a copy "
+                              "of validation (to train the model to ship once the folds have measured the recipe)")
     prepare.set_defaults(run=_prepare)
     train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
     add_settings_arguments(train)

@@ -46,6 +46,8 @@ class Settings:
                                         # labelled set has far fewer generated than camera images)
     train_source_fraction: float = 1.0  # a seeded share of the training sources (whole sources),
                                         # for learning curves; validation and test are unchanged
+    max_per_source: int = 0            # 0 = all; else a seeded share of each bigger training source,
+                                        # so a few big sources (one processing chain each) weigh less
     augment: str = field(default="none", metadata={"choices": AUGMENT_MODES})
                                         # online, training only: "none", "shift-flip" (whole-pixel
                                         # shifts + mirror), "robust" (shift-flip, and on some images
@@ -104,6 +106,8 @@ class Settings:
                           ("stop_patience", 1), ("early_stopping_patience", 1), ("crops", 1)):
             if getattr(self, name) < low:
                 problems.append(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(self, name)}")
+        if self.max_per_source < 0:
+            problems.append(f"--max-per-source must be 0 (all) or more, got {self.max_per_source}")
         for name in ("max_train_images", "max_eval_images"):
             value = getattr(self, name)
             if value < 0 or value == 1:         # a class-balanced subset needs one image per class

@@ -154,26 +154,29 @@ def folds_by_source(items: List[Item], folds: int) -> Dict[str, int]:
     per_source = defaultdict(Counter)
     for item in items:
         per_source[item.source][item.class_name] += 1
-    sources, images = [Counter() for _ in range(folds)], [Counter() for _ in range(folds)]
+    sources, counted = [Counter() for _ in range(folds)], [Counter() for _ in range(folds)]
     assignment = {}
     for source in sorted(per_source, key=lambda s: (-sum(per_source[s].values()), s)):
         counts = per_source[source]
         main_class = counts.most_common(1)[0][0]
-        fold = min(range(folds), key=lambda f: (sources[f][main_class], images[f][main_class], f))
+        fold = min(range(folds), key=lambda f: (sources[f][main_class], counted[f][main_class], f))
         assignment[source] = fold
         sources[fold][main_class] += 1
-        images[fold].update(counts)
+        counted[fold].update(counts)
     return assignment
 
 
-def split_by_fold(items: List[Item], folds: int, fold: int, seed: int = 42) -> Dict[str, str]:
+def split_by_fold(items: List[Item], folds: int, fold: Optional[int], seed: int = 42,
+                  validation: float = HELD_OUT_FRACTIONS["validation"]) -> Dict[str, str]:
     """source -> split for one fold of a cross-validation: the fold's sources are the test split,
-    the others train, with a validation share of them held out whole (split_by_source)."""
-    if not 0 <= fold < folds:
+    the others train, with a validation share of them held out whole (split_by_source). Fold None:
+    every source trains but the validation share (the model to ship once the folds have measured
+    the recipe); none is "test"."""
+    if fold is not None and not 0 <= fold < folds:
         raise SourceError(f"fold {fold} does not exist: folds are numbered 0 to {folds - 1}")
     in_fold = folds_by_source(items, folds)
     rest = [item for item in items if in_fold[item.source] != fold]
-    assignment = split_by_source(rest, seed, {"validation": HELD_OUT_FRACTIONS["validation"]})
+    assignment = split_by_source(rest, seed, {"validation": validation})
     assignment.update({source: "test" for source, f in in_fold.items() if f == fold})
     return assignment
 
@@ -197,13 +200,17 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
                       folds: Optional[Tuple[int, int]] = None) -> Dict:
     """data_dir/{train,validation,test}/{REAL,FAKE}/ from a labelled set, whole sources held out
     (split_by_source; or, with folds = (fold, number of folds), that fold's sources as test:
-    split_by_fold), with its manifest beside them; safe to re-run (files that do not belong are
-    removed). Returns the report written to data_dir/prepare_report.json."""
+    split_by_fold; fold None: test is a copy of validation, as train needs one), with its manifest
+    beside them; safe to re-run (files that do not belong are removed). Returns the report written
+    to data_dir/prepare_report.json."""
     from .data import REPORT_FILE, SPLITS, class_dir, check_separate
 
     check_separate(source, data_dir)
     items = read_labelled_set(source)
-    assignment = split_by_fold(items, folds[1], folds[0], seed) if folds else split_by_source(items, seed, fractions)
+    if folds:
+        assignment = split_by_fold(items, folds[1], folds[0], seed, (fractions or HELD_OUT_FRACTIONS)["validation"])
+    else:
+        assignment = split_by_source(items, seed, fractions)
     wanted = defaultdict(dict)
     names = defaultdict(set)
     for item in items:
@@ -213,6 +220,9 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
                               "flattened when prepared); rename one")
         names[item.class_name].add(name)
         wanted[(assignment[item.source], item.class_name)][name] = item
+    if folds and folds[0] is None:
+        for class_name in CLASS_NAMES:
+            wanted[("test", class_name)] = wanted[("validation", class_name)]
     empty = [f"{split} would hold no {c} images" for split in SPLITS for c in CLASS_NAMES if not wanted[(split, c)]]
     if empty:
         raise SourceError(f"{source}: {'; '.join(empty)} (too few sources, or none small enough to hold "
@@ -239,9 +249,12 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
         (Path(data_dir) / MANIFEST_FILE).unlink(missing_ok=True)
     report = {"source": str(source), "source_kind": "labelled set, split by source", "data_dir": str(data_dir),
               "seed": seed, "held_out_fractions": fractions or HELD_OUT_FRACTIONS,
-              **({"fold": folds[0], "folds": folds[1]} if folds else {}), "files_written": written,
+              **({"fold": "all" if folds[0] is None else folds[0], "folds": folds[1]} if folds else {}),
+              "files_written": written,
               "counts": {s: {c: len(wanted[(s, c)]) for c in CLASS_NAMES} for s in SPLITS},
               **describe_split(items, assignment)}
+    if folds and folds[0] is None:
+        report["splits"]["test"] = report["splits"]["validation"]
     write_atomically(Path(data_dir) / REPORT_FILE, json.dumps(report, indent=2))
     return report
 
@@ -266,18 +279,19 @@ def _style(row: Dict, class_name: str) -> str:
 
 
 def select_training(data_dir, paths: List[str], labels, styles: str = "all", source_fraction: float = 1.0,
-                    seed: int = 42):
+                    seed: int = 42, max_per_source: int = 0):
     """The training images a run uses: generated images of the chosen styles ("photo": manifest
     style "photo" only; camera photos always) from a seeded share of each class's training
-    sources (whole sources, at least one per class: learning curves). Without a manifest only "all" and 1.0 are possible."""
+    sources (whole sources, at least one per class: learning curves), at most max_per_source of
+    each source (seeded; 0 = all). Without a manifest only "all", 1.0 and 0 are possible."""
     import numpy as np
 
-    if styles == "all" and source_fraction >= 1:
+    if styles == "all" and source_fraction >= 1 and not max_per_source:
         return paths, labels
     groups = manifest_groups(data_dir, paths)
     if not groups:
-        raise SourceError(f"{data_dir}: --train-styles and --train-source-fraction need the {MANIFEST_FILE} "
-                          "of a labelled set prepared by source")
+        raise SourceError(f"{data_dir}: --train-styles, --train-source-fraction and --max-per-source need the "
+                          f"{MANIFEST_FILE} of a labelled set prepared by source")
     keep = np.ones(len(paths), dtype=bool)
     if styles != "all":
         keep &= np.array([style in (styles, "camera photo") for style in groups["style"]])
@@ -288,6 +302,11 @@ def select_training(data_dir, paths: List[str], labels, styles: str = "all", sou
             random.Random(seed).shuffle(sources)
             chosen |= {(index, s) for s in sources[:max(1, round(len(sources) * source_fraction))]}
         keep &= np.array([(y, source) in chosen for y, source in zip(np.asarray(labels).tolist(), groups["source"])])
+    if max_per_source:                  # after the style filter: the cap counts images that would train
+        for source in sorted(set(groups["source"])):
+            members = [i for i, s in enumerate(groups["source"]) if s == source and keep[i]]
+            random.Random(f"{seed}/{source}").shuffle(members)
+            keep[members[max_per_source:]] = False
     labels = np.asarray(labels)[keep]
     if len(set(labels.tolist())) < 2:
         raise SourceError(f"{data_dir}: the chosen styles and sources leave one class only; use more sources")

@@ -224,7 +224,7 @@ def train(settings: Settings, log=print) -> Path:
 
     train_paths, train_labels = select_training(
         settings.data_dir, *data.list_split(settings.data_dir, "train", settings.max_train_images, settings.seed),
-        settings.train_styles, settings.train_source_fraction, settings.seed)
+        settings.train_styles, settings.train_source_fraction, settings.seed, settings.max_per_source)
     val_paths, val_labels = data.list_split(settings.data_dir, "validation", settings.max_eval_images, settings.seed)
     test_paths, _ = data.list_split(settings.data_dir, "test", settings.max_eval_images, settings.seed)
     counts = {"train": len(train_paths), "validation": len(val_paths), "test": len(test_paths)}

@@ -174,7 +174,13 @@ def test_training_can_keep_photo_style_generated_images_and_a_share_of_sources(t
     assert sorted(half_labels.tolist()) == [0, 0, 1, 1] or sorted(half_labels.tolist()) == [0, 0, 1]
     assert select_training(tmp_path, paths, labels, "all", 0.5, seed=1)[0] == half     # seeded
     assert balanced_weights(kept_labels) == {0: 0.75, 1: 1.5}
+    capped, capped_labels = select_training(tmp_path, paths, labels, "all", max_per_source=1)
+    assert capped_labels.tolist() == [0, 0, 0, 0, 1, 1] and "g.jpg" in capped[-1]         # gen1 keeps one of two
+    assert select_training(tmp_path, paths, labels, "all", max_per_source=1)[0] == capped   # seeded
+    assert select_training(tmp_path, paths, labels, "photo", max_per_source=1)[0] == kept   # counted after styles
     with pytest.raises(SourceError, match="manifest"):
         select_training(tmp_path / "elsewhere", paths, labels, "photo")
     with pytest.raises(ValueError, match="train-source-fraction"):
         Settings(train_source_fraction=0)
+    with pytest.raises(ValueError, match="max-per-source"):
+        Settings(max_per_source=-1)

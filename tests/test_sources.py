@@ -11,7 +11,8 @@ from PIL import Image
 
 from aidetect.evaluate import breakdown
 from aidetect.sources import (SourceError, describe_split, generator_family, is_labelled_set, manifest_groups,
-                              prepare_by_source, read_labelled_set, split_by_source)
+                              folds_by_source, prepare_by_source, read_labelled_set, split_by_fold,
+                              split_by_source)
 
 WILD = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "wild"
 # (source, class, images, generator): REAL sources are greenish, FAKE ones reddish
@@ -97,6 +98,38 @@ def test_splits_hold_out_whole_sources_seeded_and_the_biggest_source_trains(tmp_
     assert counted == len(items)
     for split in ("validation", "test"):                # whole sources: none shared with train
         assert not set(report["splits"][split]["sources"]) & set(report["splits"]["train"]["sources"])
+
+
+def test_folds_deal_out_whole_sources_so_each_is_tested_once_and_big_ones_apart(tmp_path):
+    items = read_labelled_set(make_labelled_set(tmp_path / "set"))
+    folds = folds_by_source(items, 2)
+    assert folds == folds_by_source(items, 2) and set(folds) == {source for source, *_ in SOURCES}
+    assert folds["gen/sd"] != folds["gen/flux"] and folds["cams/a"] != folds["cams/b"]   # the two biggest apart
+    tested = []
+    for fold in (0, 1):
+        assignment = split_by_fold(items, 2, fold, seed=3, validation=0.4)
+        tested += [source for source, split in assignment.items() if split == "test"]
+        assert {s for s, split in assignment.items() if split == "test"} == {s for s, f in folds.items() if f == fold}
+        assert "validation" in assignment.values() and "train" in assignment.values()
+    assert sorted(tested) == sorted(folds)               # every source is tested in exactly one fold
+    with pytest.raises(SourceError, match="folds are numbered 0 to 1"):
+        split_by_fold(items, 2, 2)
+
+
+def test_prepare_writes_one_fold_and_says_which(tmp_path):
+    source = make_labelled_set(tmp_path / "set")
+    report = prepare_by_source(source, tmp_path / "fold1", seed=3, fractions={"validation": 0.4}, folds=(1, 2))
+    assert (report["fold"], report["folds"]) == (1, 2)
+    fold_sources = {s for s, f in folds_by_source(read_labelled_set(source), 2).items() if f == 1}
+    assert set(report["splits"]["test"]["sources"]) == fold_sources
+    assert not set(report["splits"]["train"]["sources"]) & fold_sources
+    every = prepare_by_source(source, tmp_path / "all", seed=3, fractions={"validation": 0.4}, folds=(None, 2))
+    assert every["fold"] == "all" and every["counts"]["test"] == every["counts"]["validation"]
+    assert sorted(p.name for p in (tmp_path / "all" / "test").rglob("*.png")) == \
+        sorted(p.name for p in (tmp_path / "all" / "validation").rglob("*.png"))
+    assert every["splits"]["test"] == every["splits"]["validation"]
+    assert sum(every["counts"]["train"].values()) + sum(every["counts"]["validation"].values()) == \
+        len(read_labelled_set(source))
 
 
 def test_prepare_refuses_two_images_of_one_name_in_a_class(tmp_path):
