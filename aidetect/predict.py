@@ -83,6 +83,10 @@ def run_name(path) -> str:
     return path.parent.name if path.name == MODEL_FILE else path.stem
 
 
+# views per forward pass of answers_batch: a call with many full-size images (a page upload, a
+# benchmark) would otherwise hold every view's activations at once (1,461 images x 10 views of
+# 128 px asked 14 GiB of a native model's first convolution)
+VIEWS_PER_PASS = 256
 UNRELIABLE_ACCURACY = 0.70      # a model that measured less than this gets a warning wherever it answers
 
 
@@ -319,11 +323,15 @@ class Predictor:
         return prob_ai, scores, (scores > self.scope.threshold) | plain
 
     def answers_batch(self, batch: np.ndarray):
-        """answers_from for a batch of inputs, its forward pass run here."""
+        """answers_from for a batch of inputs, its forward passes run here, VIEWS_PER_PASS views
+        at a time."""
         batch = np.asarray(batch, dtype=np.float32)
         if len(batch) == 0:
             return self.answers_from(batch, None, None)
-        return self.answers_from(batch, *self.outputs(tf.convert_to_tensor(batch)))
+        step = max(1, VIEWS_PER_PASS // int(np.prod(batch.shape[1:-3], dtype=int)))
+        parts = [[t.numpy() for t in self.outputs(tf.convert_to_tensor(batch[i:i + step]))]
+                 for i in range(0, len(batch), step)]
+        return self.answers_from(batch, *(np.concatenate(outputs) for outputs in zip(*parts)))
 
     def results(self, names: Sequence[str], batch: np.ndarray, threshold: float, uncertain_band: float,
                 images: Optional[Sequence] = None, routes: Optional[Sequence[str]] = None,

@@ -132,3 +132,23 @@ def test_one_forward_pass_gives_the_same_probabilities_and_scores_as_two(tiny_mo
     np.testing.assert_allclose(prob_ai, predictor.prob_ai_batch(batch), atol=1e-6)
     np.testing.assert_allclose(scores, two_scores, rtol=1e-5)
     assert (outside == two_outside).all()
+
+
+def test_many_images_at_once_are_answered_a_bounded_number_of_views_per_pass(tiny_model_path, monkeypatch):
+    """A page upload or benchmark of many full-size images must not hold every view's activations
+    at once: answers_batch splits its forward passes, with the same answers."""
+    from aidetect import predict
+    predictor = predict.Predictor.load(tiny_model_path)
+    rng = np.random.default_rng(4)
+    predictor.scope = Scope(rng.normal(size=(2, predict.feature_width(predictor.model))),
+                            np.eye(predict.feature_width(predictor.model)), 0.5)
+    batch = rng.integers(0, 256, (7, 3, 32, 32, 3)).astype(np.float32)
+    whole = predictor.answers_batch(batch)
+    sizes = []
+    outputs = predictor.outputs
+    monkeypatch.setattr(predictor, "outputs", lambda inputs: sizes.append(inputs.shape[0]) or outputs(inputs))
+    monkeypatch.setattr(predict, "VIEWS_PER_PASS", 6)        # two images of three views per pass
+    split = predictor.answers_batch(batch)
+    assert sizes == [2, 2, 2, 1]
+    for one, other in zip(whole, split):
+        np.testing.assert_allclose(one, other, rtol=1e-5, atol=1e-6)
