@@ -18,7 +18,9 @@ source of the set is scored once by a model that never saw it:
 
     python benchmarks/wild_crops.py --data-dir data-crops-f0 --models recipe=models/cv-f0 compact=models/compact \
         --json cv/f0.json          (and so on for each fold)
-    python benchmarks/wild_crops.py --pool cv/f0.json cv/f1.json cv/f2.json cv/f3.json --json cv/pooled.json
+    python benchmarks/wild_crops.py --pool cv/f0.json cv/f1.json cv/f2.json cv/f3.json --json cv/pooled.json \
+        [--record recipe=models/mine]     (the recipe's pooled numbers as wild_crops.json of the model
+                                           trained on every source with it: `prepare --fold all`)
 """
 import argparse
 import io
@@ -95,6 +97,13 @@ def print_table(table: Dict, groups: Dict, changes: List[str], heading: str) -> 
               + ", ".join(f"{source} {auc:.3f}" for source, auc in first.items()))
 
 
+def _record(rows: Dict, **where) -> str:
+    """wild_crops.json for a run folder (what the page quotes): one detector's rows, without the
+    per-image probabilities."""
+    return json.dumps(dict(where, threshold=DEFAULT_THRESHOLD, changes={
+        name: {k: v for k, v in row.items() if k != "prob_ai"} for name, row in rows.items()}), indent=2)
+
+
 def pool(files: List[str]) -> Dict:
     """The folds' per-image scores as one held-out set: each detector (by its --models label) and
     change scored on all folds' images together, and per fold."""
@@ -127,11 +136,20 @@ def main() -> None:
     parser.add_argument("--write-records", action="store_true", help="also wild_crops.json in each model's folder")
     parser.add_argument("--pool", nargs="+", metavar="JSON", help="no scoring: pool these runs' --json files (the folds "
                         "of a cross-validation) and score their images as one held-out set")
+    parser.add_argument("--record", metavar="LABEL=RUN_FOLDER", help="with --pool: write detector LABEL's pooled "
+                        "numbers as wild_crops.json in RUN_FOLDER (a model trained on every source with that recipe)")
     args = parser.parse_args()
     if args.pool:
         pooled = pool(args.pool)
         if args.json:
             write_atomically(args.json, json.dumps(pooled, indent=2))
+        if args.record:
+            label, _, folder = args.record.partition("=")
+            write_atomically(Path(folder) / "wild_crops.json", _record(
+                pooled["detectors"][label], data_dir=", ".join(json.loads(Path(f).read_text())["data_dir"] for f in args.pool),
+                split=f"{len(args.pool)}-fold cross-validation by source: every image scored by a model of this recipe "
+                      "that never saw its source", test_images=pooled["images"],
+                command="python benchmarks/wild_crops.py --pool ... --record"))
         return
 
     from aidetect.predict import Predictor
@@ -159,10 +177,9 @@ def main() -> None:
         table[label or predictor.name] = rows
         print(f"{predictor.name}: {len(paths) * len(changed) / (time.perf_counter() - started):.1f} img/s")
         if args.write_records:
-            write_atomically(Path(predictor.model_path).parent / "wild_crops.json", json.dumps(
-                {"data_dir": args.data_dir, "split": args.split, "test_images": len(paths), "threshold": DEFAULT_THRESHOLD,
-                 "command": "python benchmarks/wild_crops.py --write-records",
-                 "changes": {name: {k: v for k, v in row.items() if k != "prob_ai"} for name, row in rows.items()}}, indent=2))
+            write_atomically(Path(predictor.model_path).parent / "wild_crops.json", _record(
+                rows, data_dir=args.data_dir, split=args.split, test_images=len(paths),
+                command="python benchmarks/wild_crops.py --write-records"))
     print_table(table, groups, args.changes, f"{len(paths)} {args.split} images of {args.data_dir} (held-out sources)")
     if args.json:
         write_atomically(args.json, json.dumps({"data_dir": args.data_dir, "split": args.split, "test_images": len(paths),
