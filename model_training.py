@@ -22,8 +22,10 @@ from aidetect.settings import Settings, add_settings_arguments, settings_from_ar
 def _prepare(args) -> int:
     from aidetect.data import prepare
     from aidetect.sources import is_labelled_set, prepare_by_source
+    if args.fold is not None and not args.folds:
+        raise InputError("--fold needs --folds (how many folds the sources are dealt into)")
     if is_labelled_set(args.source):
-        fold = None if args.fold == "all" else int(args.fold)
+        fold = None if args.fold == "all" else int(args.fold or 0)
         report = prepare_by_source(args.source, args.data_dir, args.seed, folds=(fold, args.folds) if args.folds else None)
     else:
         report = prepare(args.source, args.data_dir, args.validation_fraction, args.seed)
@@ -133,9 +135,9 @@ def parser() -> argparse.ArgumentParser:
     prepare.add_argument("--folds", type=int, default=0,
                          help="labelled sets: cross-validation over whole sources in this many folds; "
                               "test = the sources of --fold, validation held out whole from the rest")
-    prepare.add_argument("--fold", default="0", choices=["all"] + [str(k) for k in range(100)], metavar="K|all",
-                         help="which fold is the test split (with --folds); all: every fold trains, test is a copy "
-                              "of validation (to train the model to ship once the folds have measured the recipe)")
+    prepare.add_argument("--fold", choices=["all"] + [str(k) for k in range(100)], metavar="K|all",
+                         help="which fold is the test split (with --folds; default 0); all: every fold trains, test "
+                              "is a copy of validation (to train the model to ship once the folds have measured the recipe)")
     prepare.set_defaults(run=_prepare)
     train = commands.add_parser("train", help="train, evaluate on test, save models/<run>/")
     add_settings_arguments(train)

@@ -46,8 +46,9 @@ class Settings:
                                         # labelled set has far fewer generated than camera images)
     train_source_fraction: float = 1.0  # a seeded share of the training sources (whole sources),
                                         # for learning curves; validation and test are unchanged
-    max_per_source: int = 0            # 0 = all; else a seeded share of each bigger training source,
-                                        # so a few big sources (one processing chain each) weigh less
+    max_per_source: int = 0             # 0 = all; else at most this many images (seeded) of each
+                                        # training source, so a few big sources (one processing chain
+                                        # each) weigh less
     augment: str = field(default="none", metadata={"choices": AUGMENT_MODES})
                                         # online, training only: "none", "shift-flip" (whole-pixel
                                         # shifts + mirror), "robust" (shift-flip, and on some images

@@ -172,6 +172,8 @@ def split_by_fold(items: List[Item], folds: int, fold: Optional[int], seed: int 
     the others train, with a validation share of them held out whole (split_by_source). Fold None:
     every source trains but the validation share (the model to ship once the folds have measured
     the recipe); none is "test"."""
+    if folds < 2:
+        raise SourceError(f"a cross-validation needs at least 2 folds, got {folds}")
     if fold is not None and not 0 <= fold < folds:
         raise SourceError(f"fold {fold} does not exist: folds are numbered 0 to {folds - 1}")
     in_fold = folds_by_source(items, folds)

@@ -114,6 +114,8 @@ def test_folds_deal_out_whole_sources_so_each_is_tested_once_and_big_ones_apart(
     assert sorted(tested) == sorted(folds)               # every source is tested in exactly one fold
     with pytest.raises(SourceError, match="folds are numbered 0 to 1"):
         split_by_fold(items, 2, 2)
+    with pytest.raises(SourceError, match="at least 2 folds"):
+        split_by_fold(items, 1, 0)
 
 
 def test_prepare_writes_one_fold_and_says_which(tmp_path):
