@@ -24,6 +24,9 @@ def _prepare(args) -> int:
     from aidetect.sources import is_labelled_set, prepare_by_source
     if args.fold is not None and not args.folds:
         raise InputError("--fold needs --folds (how many folds the sources are dealt into)")
+    if args.folds and not is_labelled_set(args.source):
+        raise InputError(f"--folds needs a labelled set split by source (REAL/ and FAKE/ with a manifest); "
+                         f"{args.source} is not one")
     if is_labelled_set(args.source):
         fold = None if args.fold == "all" else int(args.fold or 0)
         report = prepare_by_source(args.source, args.data_dir, args.seed, folds=(fold, args.folds) if args.folds else None)

@@ -83,9 +83,9 @@ def run_name(path) -> str:
     return path.parent.name if path.name == MODEL_FILE else path.stem
 
 
-# views per forward pass of answers_batch: a call with many full-size images (a page upload, a
-# benchmark) would otherwise hold every view's activations at once (1,461 images x 10 views of
-# 128 px asked 14 GiB of a native model's first convolution)
+# views per forward pass of answers_batch (twice as many model inputs with mirroring): a call with
+# many full-size images (a page upload, a benchmark) would otherwise hold every view's activations
+# at once (1,461 images x 10 views of 128 px asked 14 GiB of a native model's first convolution)
 VIEWS_PER_PASS = 256
 UNRELIABLE_ACCURACY = 0.70      # a model that measured less than this gets a warning wherever it answers
 

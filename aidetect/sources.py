@@ -228,7 +228,7 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
     empty = [f"{split} would hold no {c} images" for split in SPLITS for c in CLASS_NAMES if not wanted[(split, c)]]
     if empty:
         raise SourceError(f"{source}: {'; '.join(empty)} (too few sources, or none small enough to hold "
-                          "out whole); try another --seed or a set with more sources")
+                          "out whole); try another --seed, fewer --folds, or a set with more sources")
     written = 0
     for split in SPLITS:
         for class_name in CLASS_NAMES:
@@ -257,6 +257,8 @@ def prepare_by_source(source, data_dir, seed: int = 42, fractions: Optional[Dict
               **describe_split(items, assignment)}
     if folds and folds[0] is None:
         report["splits"]["test"] = report["splits"]["validation"]
+        report["families_in_train_and_test"] = sorted(set(report["splits"]["train"]["families"])
+                                                      & set(report["splits"]["test"]["families"]))
     write_atomically(Path(data_dir) / REPORT_FILE, json.dumps(report, indent=2))
     return report
 

@@ -18,9 +18,7 @@ source of the set is scored once by a model that never saw it:
 
     python benchmarks/wild_crops.py --data-dir data-crops-f0 --models recipe=models/cv-f0 compact=models/compact \
         --json cv/f0.json          (and so on for each fold)
-    python benchmarks/wild_crops.py --pool cv/f0.json cv/f1.json cv/f2.json cv/f3.json --json cv/pooled.json \
-        [--record recipe=models/mine]     (the recipe's pooled numbers as wild_crops.json of the model
-                                           trained on every source with it: `prepare --fold all`)
+    python benchmarks/wild_crops.py --pool cv/f0.json cv/f1.json cv/f2.json cv/f3.json --json cv/pooled.json
 """
 import argparse
 import io
@@ -108,9 +106,17 @@ def pool(files: List[str]) -> Dict:
     """The folds' per-image scores as one held-out set: each detector (by its --models label) and
     change scored on all folds' images together, and per fold."""
     runs = [json.loads(Path(f).read_text()) for f in files]
+    for file, run in zip(files, runs):
+        if not isinstance(run.get("images"), dict) or "labels" not in run["images"]:
+            raise ValueError(f"{file} holds no per-image scores: write it with this script's --json (not --pool)")
     labels = np.concatenate([np.array(run["images"]["labels"]) for run in runs])
     groups = {key: sum((run["images"][key] for run in runs), []) for key in ("source", "family", "style")}
     detectors = [d for d in runs[0]["detectors"] if all(d in run["detectors"] for run in runs)]
+    dropped = sorted({d for run in runs for d in run["detectors"]} - set(detectors))
+    if dropped:             # e.g. fold models under their own names: label them alike (--models recipe=PATH)
+        print(f"not in every fold, left out: {', '.join(dropped)}")
+    if not detectors:
+        raise ValueError("no detector is in every fold: name each fold's model alike with --models LABEL=PATH")
     changes = [c for c in runs[0]["detectors"][detectors[0]] if all(c in run["detectors"][d] for run in runs for d in detectors)]
     table = {d: {c: score(labels, np.concatenate([run["detectors"][d][c]["prob_ai"] for run in runs]), groups)
                  for c in changes} for d in detectors}
@@ -120,7 +126,7 @@ def pool(files: List[str]) -> Dict:
     for d, rows in per_fold.items():
         print(f"{d}, per fold ({changes[0]}): " + ", ".join(f"{r['data_dir']} {r['auc_photo_style']:.3f}/{r['auc_all_styles']:.3f}"
                                                      for r in rows))
-    return {"folds": files, "images": len(labels), "threshold": DEFAULT_THRESHOLD, "detectors": table, "per_fold": per_fold}
+    return {"folds": files, "test_images": len(labels), "threshold": DEFAULT_THRESHOLD, "detectors": table, "per_fold": per_fold}
 
 
 def main() -> None:
@@ -136,20 +142,14 @@ def main() -> None:
     parser.add_argument("--write-records", action="store_true", help="also wild_crops.json in each model's folder")
     parser.add_argument("--pool", nargs="+", metavar="JSON", help="no scoring: pool these runs' --json files (the folds "
                         "of a cross-validation) and score their images as one held-out set")
-    parser.add_argument("--record", metavar="LABEL=RUN_FOLDER", help="with --pool: write detector LABEL's pooled "
-                        "numbers as wild_crops.json in RUN_FOLDER (a model trained on every source with that recipe)")
     args = parser.parse_args()
     if args.pool:
-        pooled = pool(args.pool)
+        try:
+            pooled = pool(args.pool)
+        except (OSError, ValueError) as error:
+            parser.error(str(error))
         if args.json:
             write_atomically(args.json, json.dumps(pooled, indent=2))
-        if args.record:
-            label, _, folder = args.record.partition("=")
-            write_atomically(Path(folder) / "wild_crops.json", _record(
-                pooled["detectors"][label], data_dir=", ".join(json.loads(Path(f).read_text())["data_dir"] for f in args.pool),
-                split=f"{len(args.pool)}-fold cross-validation by source: every image scored by a model of this recipe "
-                      "that never saw its source", test_images=pooled["images"],
-                command="python benchmarks/wild_crops.py --pool ... --record"))
         return
 
     from aidetect.predict import Predictor
