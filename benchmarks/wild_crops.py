@@ -95,13 +95,6 @@ def print_table(table: Dict, groups: Dict, changes: List[str], heading: str) -> 
               + ", ".join(f"{source} {auc:.3f}" for source, auc in first.items()))
 
 
-def _record(rows: Dict, **where) -> str:
-    """wild_crops.json for a run folder (what the page quotes): one detector's rows, without the
-    per-image probabilities."""
-    return json.dumps(dict(where, threshold=DEFAULT_THRESHOLD, changes={
-        name: {k: v for k, v in row.items() if k != "prob_ai"} for name, row in rows.items()}), indent=2)
-
-
 def pool(files: List[str]) -> Dict:
     """The folds' per-image scores as one held-out set: each detector (by its --models label) and
     change scored on all folds' images together, and per fold."""
@@ -177,9 +170,10 @@ def main() -> None:
         table[label or predictor.name] = rows
         print(f"{predictor.name}: {len(paths) * len(changed) / (time.perf_counter() - started):.1f} img/s")
         if args.write_records:
-            write_atomically(Path(predictor.model_path).parent / "wild_crops.json", _record(
-                rows, data_dir=args.data_dir, split=args.split, test_images=len(paths),
-                command="python benchmarks/wild_crops.py --write-records"))
+            write_atomically(Path(predictor.model_path).parent / "wild_crops.json", json.dumps(
+                {"data_dir": args.data_dir, "split": args.split, "test_images": len(paths), "threshold": DEFAULT_THRESHOLD,
+                 "command": "python benchmarks/wild_crops.py --write-records",
+                 "changes": {name: {k: v for k, v in row.items() if k != "prob_ai"} for name, row in rows.items()}}, indent=2))
     print_table(table, groups, args.changes, f"{len(paths)} {args.split} images of {args.data_dir} (held-out sources)")
     if args.json:
         write_atomically(args.json, json.dumps({"data_dir": args.data_dir, "split": args.split, "test_images": len(paths),
